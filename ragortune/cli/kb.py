@@ -1,0 +1,107 @@
+"""Knowledge-base commands: ingest, search, status."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ragortune.cli.app import JSON_OPTION, app, console, emit_json, show_progress
+from ragortune.config import load_settings
+
+KB_OPTION = typer.Option(None, "--kb", help="Knowledge-base folder [env RAGORTUNE_KB; default .ragortune]")
+
+
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="Files or folders (walked recursively)."),
+    kb: Optional[str] = KB_OPTION,
+    embedder: Optional[str] = typer.Option(None, help="minilm | st:<model> | openai:<model>"),
+    chunk_size: Optional[int] = typer.Option(None, help="Tokens per chunk (default 240)."),
+    chunk_overlap: Optional[int] = typer.Option(None, help="Tokens shared by neighbours (default 30)."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Add, update and delete documents so the KB matches PATHS; only changed text is embedded."""
+    from ragortune.documents.chunk import check_sizes
+    from ragortune.index import sync
+    from ragortune.kb import open_kb
+
+    settings = load_settings({"kb": kb, "embedder": embedder, "chunk_size": chunk_size,
+                              "chunk_overlap": chunk_overlap})
+    check_sizes(settings.chunk_size, settings.chunk_overlap)
+    base = open_kb(settings.kb, embedder=embedder or settings.embedder, create=True,
+                   chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    if show_progress(json_output):
+        columns = (TextColumn("ingest"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
+                   TextColumn("{task.fields[chunks]} chunks embedded"), TimeElapsedColumn(),
+                   TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("ingest", total=None, chunks=0)
+            report = sync(base, paths, on_progress=lambda done, total, chunks: progress.update(
+                task, completed=done, total=total, chunks=chunks))
+    else:
+        report = sync(base, paths)
+    if json_output:
+        emit_json(report.to_json())
+        return
+    docs = report.to_json()["documents"]
+    console.print(
+        f"documents: {docs['added']} added, {docs['updated']} updated, {docs['unchanged']} unchanged, "
+        f"{docs['deleted']} deleted, {docs['skipped']} skipped")
+    console.print(f"chunks: {report.chunks_embedded} embedded ({report.embedding_tokens:,} tokens), "
+                  f"{report.chunks_reused} reused, {report.chunks_deleted} deleted "
+                  f"in {report.seconds:.1f} s")
+    for skipped in report.skipped:
+        console.print(f"  [yellow]skipped[/yellow] {skipped.path}: {skipped.reason}", highlight=False)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="What to look for."),
+    k: Optional[int] = typer.Option(None, "-k", help="Number of hits (default 5)."),
+    mode: Optional[str] = typer.Option(None, help="dense | bm25 | hybrid (default hybrid)."),
+    min_score: Optional[float] = typer.Option(
+        None, help="Drop hits whose cosine similarity is below this (every mode); "
+                   "defaults to the KB's calibrated threshold."),
+    kb: Optional[str] = KB_OPTION,
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Search the knowledge base; hits carry score, similarity, source, heading and text."""
+    from ragortune.kb import open_kb
+
+    settings = load_settings({"kb": kb, "k": k, "mode": mode, "min_score": min_score})
+    base = open_kb(settings.kb)
+    threshold = settings.min_score if settings.min_score is not None else base.settings.min_score
+    hits = base.search(query, k=settings.k, mode=settings.mode, min_score=threshold)
+    if json_output:
+        emit_json({"query": query, "mode": settings.mode, "min_score": threshold,
+                   "hits": [asdict(hit) for hit in hits]})
+        return
+    if not hits:
+        console.print("no hits" + (f" with similarity >= {threshold}" if threshold is not None else ""))
+        return
+    for rank, hit in enumerate(hits, start=1):
+        where = f"{hit.source}" + (f" § {hit.heading}" if hit.heading else "")
+        console.print(f"[bold]{rank}.[/bold] score {hit.score:.4f}  similarity {hit.similarity:.3f}  "
+                      f"[cyan]{where}[/cyan]", highlight=False)
+        console.print(f"   {hit.text[:300]}{'…' if len(hit.text) > 300 else ''}", highlight=False)
+
+
+@app.command()
+def status(kb: Optional[str] = KB_OPTION, json_output: bool = JSON_OPTION) -> None:
+    """Documents, chunks, embedder, size on disk and last sync of a knowledge base."""
+    from ragortune.kb import open_kb
+
+    info = open_kb(load_settings({"kb": kb}).kb).status()
+    if json_output:
+        emit_json(info)
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in info.items():
+        shown = f"{value / 1e6:.2f} MB" if key == "size_bytes" else str(value)
+        table.add_row(key.replace("_", " "), shown)
+    console.print(table)

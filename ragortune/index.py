@@ -1,0 +1,171 @@
+"""Incremental sync of files into a knowledge base.
+
+Unchanged documents (same content hash) cost nothing; a changed document is re-chunked
+and only chunks whose text is new are embedded (others reuse their stored vectors, which
+also makes renames free); documents gone from a synced folder lose their chunks.
+
+Crash safety: work is committed in batches. Each batch writes the store, then replaces
+the manifest atomically; a run killed in between leaves the store ahead of the
+manifest, and the next run first rolls the store back to the manifest's version.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from ragortune.documents.chunk import Chunk, chunk_document
+from ragortune.documents.loaders import Document, Skipped, discover, load_file
+from ragortune.errors import KnowledgeBaseError
+from ragortune.kb import KnowledgeBase, Manifest, now
+from ragortune.store.lance import TEXT_COLUMN
+
+ProgressCallback = Callable[[int, int, int], None]  # files done, files total, chunks embedded
+EMBED_SLICE = 256
+
+
+@dataclass
+class SyncReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_deleted: int = 0
+    embedding_tokens: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented `ingest --json` schema."""
+        return {
+            "documents": {"added": self.added, "updated": self.updated,
+                          "unchanged": self.unchanged, "deleted": self.deleted,
+                          "skipped": len(self.skipped)},
+            "chunks_embedded": self.chunks_embedded, "chunks_reused": self.chunks_reused,
+            "chunks_deleted": self.chunks_deleted, "embedding_tokens": self.embedding_tokens,
+            "seconds": round(self.seconds, 3),
+            "skipped_files": [asdict(s) for s in self.skipped],
+        }
+
+
+@contextmanager
+def _write_lock(kb: KnowledgeBase) -> Iterator[None]:
+    with open(kb.path / ".write.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise KnowledgeBaseError(
+                f"another ingest is writing to {kb.path}; wait for it to finish") from None
+        yield
+
+
+def _under(source: str, roots: list[Path]) -> bool:
+    path = Path(source)
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+class _Batch:
+    """Documents waiting to be written together, and the chunk ids they replace."""
+
+    def __init__(self) -> None:
+        self.documents: list[tuple[Document, list[Chunk]]] = []
+        self.replaced: list[str] = []
+        self.chunks = 0
+
+
+def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCallback | None = None,
+         batch_chunks: int = 4096) -> SyncReport:
+    """Bring the KB in line with the files under `paths`; returns what changed."""
+    started = time.perf_counter()
+    roots = [Path(p).resolve() for p in paths]
+    report = SyncReport()
+    with _write_lock(kb):
+        writer = kb.writer()
+        manifest = kb.load_manifest()
+        writer.restore(manifest.version)  # undo a run that died after writing the store
+        documents = dict(manifest.documents)
+        known_hashes = {h for doc in documents.values() for _, h in doc["chunks"]}
+        files, skipped = discover(roots)
+        report.skipped.extend(skipped)
+        seen: set[str] = set()
+        batch = _Batch()
+
+        def commit(final: bool) -> None:
+            _write_batch(kb, writer, batch, documents, known_hashes, report)
+            version = writer.finish_write() if final else writer.version()
+            kb.save_manifest(Manifest(version, now(), dict(documents)))
+
+        for done, file in enumerate(files, start=1):
+            try:
+                loaded = list(load_file(file))
+            except (OSError, ValueError) as exc:
+                report.skipped.append(Skipped(str(file), str(exc) or type(exc).__name__))
+                seen.update(k for k, d in documents.items() if d["source"] == str(file))
+                continue
+            for doc in loaded:
+                seen.add(doc.key)
+                old = documents.get(doc.key)
+                if old is not None and old["hash"] == doc.content_hash:
+                    report.unchanged += 1
+                    continue
+                if old is None:
+                    report.added += 1
+                else:
+                    report.updated += 1
+                    batch.replaced.extend(cid for cid, _ in old["chunks"])
+                chunks = chunk_document(doc, kb.embedder.count_tokens, kb.settings.chunk_size,
+                                        kb.settings.chunk_overlap)
+                batch.documents.append((doc, chunks))
+                batch.chunks += len(chunks)
+            if batch.chunks >= batch_chunks:
+                commit(final=False)
+                batch = _Batch()
+            if on_progress:
+                on_progress(done, len(files), report.chunks_embedded)
+        for key in [k for k, d in documents.items() if k not in seen and _under(d["source"], roots)]:
+            batch.replaced.extend(cid for cid, _ in documents.pop(key)["chunks"])
+            report.deleted += 1
+        commit(final=True)
+        writer.cleanup()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _write_batch(kb: KnowledgeBase, writer: Any, batch: _Batch, documents: dict[str, dict],
+                 known_hashes: set[str], report: SyncReport) -> None:
+    """Embed what is new, write the rows, delete what they replace, update `documents`."""
+    chunks = [chunk for _, doc_chunks in batch.documents for chunk in doc_chunks]
+    hashes = [chunk.content_hash for chunk in chunks]
+    reusable = [h for h in set(hashes) if h in known_hashes]
+    vectors = writer.vectors_by_hash(reusable) if reusable else {}
+    missing = {h: chunk.embed_text for h, chunk in zip(hashes, chunks) if h not in vectors}
+    texts = list(missing.values())
+    for start in range(0, len(texts), EMBED_SLICE):
+        piece = texts[start:start + EMBED_SLICE]
+        embedded = kb.embedder.embed(piece)
+        vectors.update(zip(list(missing)[start:start + EMBED_SLICE], embedded))
+        report.chunks_embedded += len(piece)
+        report.embedding_tokens += sum(kb.embedder.count_tokens(piece))
+    report.chunks_reused += len(chunks) - len(texts)
+    writer.delete(batch.replaced)  # first: an unchanged chunk keeps its id and is re-added
+    report.chunks_deleted += len(set(batch.replaced) - {c.chunk_id for c in chunks})
+    if chunks:
+        import numpy as np
+
+        rows = [{"chunk_id": c.chunk_id, "doc_key": c.doc_key, "doc_id": c.doc_id,
+                 "source": c.source, "title": c.title, "heading": c.heading,
+                 "position": c.position, "text": c.text, "content_hash": h,
+                 TEXT_COLUMN: c.embed_text} for c, h in zip(chunks, hashes)]
+        writer.add(rows, np.stack([vectors[h] for h in hashes]))
+    for doc, doc_chunks in batch.documents:
+        documents[doc.key] = {"hash": doc.content_hash, "source": doc.source,
+                              "doc_id": doc.doc_id, "title": doc.title,
+                              "chunks": [[c.chunk_id, c.content_hash] for c in doc_chunks]}
+    known_hashes.update(hashes)

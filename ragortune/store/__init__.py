@@ -1,0 +1,59 @@
+"""Vector stores: the small protocol every store implements, and the row schema they share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+COLUMNS = ("chunk_id", "doc_key", "doc_id", "source", "title", "heading", "position", "text",
+           "content_hash")
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as the store returns it, with the score of the search that found it."""
+
+    chunk_id: str
+    doc_key: str
+    doc_id: str
+    source: str
+    title: str
+    heading: str
+    position: int
+    text: str
+    content_hash: str
+    score: float
+
+
+class VectorStore(Protocol):
+    """A versioned chunk table: writers append and delete, then `version()` names the state
+    that readers (`at_version`) see. A crash between writes is undone by `restore`."""
+
+    def version(self) -> int: ...
+
+    def restore(self, version: int) -> None: ...
+
+    def add(self, rows: Sequence[dict], vectors: np.ndarray) -> None: ...
+
+    def delete(self, chunk_ids: Sequence[str]) -> None: ...
+
+    def vectors_by_hash(self, content_hashes: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+    def finish_write(self) -> int:
+        """Rebuild text indexes, compact; returns the version to record as consistent."""
+        ...
+
+    def cleanup(self) -> None: ...
+
+    def at_version(self, version: int) -> "VectorStore": ...
+
+    def dense_search(self, vector: np.ndarray, k: int) -> list[StoredChunk]: ...
+
+    def text_search(self, query: str, k: int) -> list[StoredChunk]: ...
+
+    def similarities(self, vector: np.ndarray, chunk_ids: Sequence[str]) -> np.ndarray: ...
+
+    def count(self) -> int: ...

@@ -1,0 +1,257 @@
+"""Chat fine-tuning data from question/answer pairs: read, expand with paraphrases, split, write.
+
+Input is what users already have: BEIR-layout queries carrying `answers` (a folder with
+`queries.jsonl`, or the file itself) or the JSONL written by `ragortune synth`. Output is
+OpenAI chat JSONL, which `tune validate`, `tune train` and `tune remote` all read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ragortune.errors import InputError
+
+QUESTION_KEYS = ("question", "text", "query")
+ID_KEYS = ("_id", "id")
+
+# (question, answer, n) -> up to n reworded (question, answer) pairs carrying the same fact.
+Paraphraser = Callable[[str, str, int], list[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class QAPair:
+    """One fact as a question and its reference answer; `answer` None means unanswerable."""
+
+    id: str
+    question: str
+    answer: str | None
+
+
+@dataclass(frozen=True)
+class Example:
+    """One chat example; `fact_id` keeps every variant of a fact on the same side of the split."""
+
+    fact_id: str
+    messages: list[dict[str, str]]
+    variant: int = 0
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    train_path: Path
+    validation_path: Path | None
+    n_facts: int
+    n_train: int
+    n_validation: int
+    n_paraphrases: int
+    skipped_unanswerable: int
+
+
+def read_qa(source: str | Path) -> list[QAPair]:
+    """Question/answer pairs from a BEIR folder, its queries.jsonl, or `ragortune synth` output."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "queries.jsonl"
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; give a BEIR folder (with queries.jsonl) or a JSONL file")
+    pairs: list[QAPair] = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{n}: not valid JSON ({exc.msg}); fix or delete the line") from exc
+            if not isinstance(record, dict):
+                raise InputError(f"{path}:{n}: expected a JSON object with a question and answers")
+            pairs.append(_qa_from_record(record, path, n))
+    if not pairs:
+        raise InputError(f"{path}: no question/answer pairs found")
+    return pairs
+
+
+def _qa_from_record(record: dict[str, Any], path: Path, n: int) -> QAPair:
+    question = next((record[k] for k in QUESTION_KEYS if isinstance(record.get(k), str)), None)
+    if not question or not question.strip():
+        raise InputError(f"{path}:{n}: no question: give the question in `text` (BEIR) or `question`")
+    qid = next((str(record[k]) for k in ID_KEYS if k in record), f"line{n}")
+    if "answers" in record:
+        answers = record["answers"]
+        if isinstance(answers, str):
+            answers = [answers]
+        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+            raise InputError(f"{path}:{n}: field `answers` must be a list of strings")
+        answers = [a.strip() for a in answers if a.strip()]
+        return QAPair(qid, question.strip(), answers[0] if answers else None)
+    if isinstance(record.get("answer"), str):
+        answer = record["answer"].strip()
+        return QAPair(qid, question.strip(), answer or None)
+    raise InputError(
+        f"{path}:{n}: query {qid} has no `answers` field: fine-tuning needs reference answers "
+        "(BEIR queries with `answers`, or the output of `ragortune synth`)"
+    )
+
+
+def build_examples(
+    pairs: Iterable[QAPair],
+    *,
+    system: str | None = None,
+    refusal: str | None = None,
+    paraphrase: Paraphraser | None = None,
+    n_paraphrases: int = 0,
+) -> tuple[list[Example], int]:
+    """One example per pair plus up to `n_paraphrases` reworded variants of each (knowledge
+    injection needs several phrasings of a fact, not one). Unanswerable pairs become
+    `refusal` examples when a refusal text is given and are skipped otherwise.
+    Returns the examples and the number of pairs skipped."""
+    examples: list[Example] = []
+    skipped = 0
+    for pair in pairs:
+        answer = pair.answer if pair.answer is not None else refusal
+        if answer is None:
+            skipped += 1
+            continue
+        variants = [(pair.question, answer)]
+        if paraphrase is not None and n_paraphrases > 0:
+            seen = {(pair.question.lower(), answer.lower())}
+            for q, a in paraphrase(pair.question, answer, n_paraphrases)[:n_paraphrases]:
+                key = (q.strip().lower(), a.strip().lower())
+                if q.strip() and a.strip() and key not in seen:
+                    seen.add(key)
+                    variants.append((q.strip(), a.strip()))
+        for i, (q, a) in enumerate(variants):
+            messages = [{"role": "system", "content": system}] if system else []
+            messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+            examples.append(Example(pair.id, messages, i))
+    return examples, skipped
+
+
+def _rank(seed: int, key: str) -> str:
+    return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
+
+
+def split(
+    examples: Sequence[Example], *, validation: float, seed: int = 0, by: str = "fact"
+) -> tuple[list[Example], list[Example]]:
+    """Deterministic train/validation split. `by="fact"` holds out whole facts (every variant
+    stays on one side, so validation never sees a fact it trained on); `by="variant"` holds out
+    the last paraphrase of each fact that has several (measures recall under rewording)."""
+    if not 0 <= validation < 1:
+        raise InputError(f"--validation must be in [0, 1), got {validation}")
+    if validation == 0:
+        return list(examples), []
+    if by == "variant":
+        last: dict[str, int] = {}
+        for ex in examples:
+            last[ex.fact_id] = max(last.get(ex.fact_id, 0), ex.variant)
+        held = [ex for ex in examples if last[ex.fact_id] > 0 and ex.variant == last[ex.fact_id]]
+        kept = [ex for ex in examples if not (last[ex.fact_id] > 0 and ex.variant == last[ex.fact_id])]
+        return kept, held
+    if by != "fact":
+        raise InputError(f"--split-by must be `fact` or `variant`, got {by!r}")
+    facts = sorted({ex.fact_id for ex in examples}, key=lambda f: _rank(seed, f))
+    n_held = min(len(facts) - 1, max(1, round(len(facts) * validation))) if len(facts) > 1 else 0
+    held_ids = set(facts[:n_held])
+    return (
+        [ex for ex in examples if ex.fact_id not in held_ids],
+        [ex for ex in examples if ex.fact_id in held_ids],
+    )
+
+
+def write_jsonl(path: str | Path, examples: Iterable[Example]) -> Path:
+    """Write chat JSONL atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for ex in examples:
+                fh.write(json.dumps({"messages": ex.messages}, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def build_dataset(
+    source: str | Path,
+    out_dir: str | Path,
+    *,
+    system: str | None = None,
+    refusal: str | None = None,
+    validation: float = 0.1,
+    split_by: str = "fact",
+    seed: int = 0,
+    paraphrase: Paraphraser | None = None,
+    n_paraphrases: int = 0,
+) -> BuildResult:
+    """`tune build`: read pairs, make chat examples (with paraphrases), split, write
+    `train.jsonl` and (when there is a validation share) `validation.jsonl` into `out_dir`."""
+    pairs = read_qa(source)
+    examples, skipped = build_examples(
+        pairs, system=system, refusal=refusal, paraphrase=paraphrase, n_paraphrases=n_paraphrases
+    )
+    if not examples:
+        raise InputError(
+            f"{source}: every question is unanswerable (empty `answers`); give --refusal TEXT "
+            "to train refusals, or use queries that have answers"
+        )
+    train, held = split(examples, validation=validation, seed=seed, by=split_by)
+    out = Path(out_dir)
+    train_path = write_jsonl(out / "train.jsonl", train)
+    val_path = write_jsonl(out / "validation.jsonl", held) if held else None
+    return BuildResult(
+        train_path=train_path,
+        validation_path=val_path,
+        n_facts=len({ex.fact_id for ex in examples}),
+        n_train=len(train),
+        n_validation=len(held),
+        n_paraphrases=sum(1 for ex in examples if ex.variant > 0),
+        skipped_unanswerable=skipped,
+    )
+
+
+_PARAPHRASE_PROMPT = """Rewrite the question and answer below {n} times with different wording.
+Keep every fact, name and number exactly. Reply only with the rewrites, in this form:
+Q1: ...
+A1: ...
+
+Question: {question}
+Answer: {answer}"""
+
+_LINE = re.compile(r"^\s*([QA])\s*(\d+)\s*[:.)-]\s*(.+?)\s*$", re.IGNORECASE)
+
+
+def llm_paraphraser(llm: Any, *, temperature: float = 0.7, max_tokens: int = 384) -> Paraphraser:
+    """A Paraphraser backed by any `LLM` (local or an OpenAI-compatible endpoint). Variants the
+    model garbles (unparseable lines) are dropped, so fewer than n may come back."""
+
+    def paraphrase(question: str, answer: str, n: int) -> list[tuple[str, str]]:
+        prompt = _PARAPHRASE_PROMPT.format(n=n, question=question, answer=answer)
+        text = llm.complete(
+            [{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=temperature
+        ).text
+        return parse_paraphrases(text)[:n]
+
+    return paraphrase
+
+
+def parse_paraphrases(text: str) -> list[tuple[str, str]]:
+    """`Q1: ... / A1: ...` lines -> [(question, answer)], pairing by number."""
+    questions: dict[str, str] = {}
+    answers: dict[str, str] = {}
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m:
+            (questions if m.group(1).upper() == "Q" else answers)[m.group(2)] = m.group(3)
+    return [(questions[k], answers[k]) for k in sorted(questions, key=int) if k in answers]
