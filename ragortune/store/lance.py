@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -93,8 +94,10 @@ class LanceStore:
         """Compact and rebuild the BM25 index; returns the version readers should pin."""
         if self.table.count_rows() > 0:
             self.table.optimize()
-            self.table.create_fts_index(TEXT_COLUMN, replace=True, stem=True,
-                                        remove_stop_words=True, with_position=False)
+            with warnings.catch_warnings():  # the replacement API takes no FTS options yet
+                warnings.simplefilter("ignore")
+                self.table.create_fts_index(TEXT_COLUMN, replace=True, stem=True,
+                                            remove_stop_words=True, with_position=False)
         return self.version()
 
     def cleanup(self) -> None:
