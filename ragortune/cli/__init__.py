@@ -9,6 +9,10 @@ from ragortune.errors import RagortuneError
 
 # Each import registers its commands on `app`.
 from ragortune.cli import kb  # noqa: E402,F401
+from ragortune.cli import cost  # noqa: E402,F401
+from ragortune.cli import eval as eval_cli  # noqa: E402,F401
+from ragortune.cli import tune  # noqa: E402,F401
+from ragortune.cli import answers  # noqa: E402,F401
 
 
 def main() -> None:

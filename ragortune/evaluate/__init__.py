@@ -10,9 +10,11 @@ from ragortune.evaluate.answer_metrics import (
     contains_gold,
     exact_match,
     is_abstention,
+    matches_gold,
     normalize_answer,
     percentiles,
     score_answer,
+    strip_citations,
     token_f1,
 )
 from ragortune.evaluate.datasets import (
@@ -32,8 +34,27 @@ from ragortune.evaluate.metrics import (
 )
 
 __all__ = [
-    "ABSTENTION_PHRASE", "AnswerScore", "abstention_scores", "contains_gold", "exact_match",
-    "is_abstention", "normalize_answer", "percentiles", "score_answer", "token_f1",
-    "Dataset", "Document", "Query", "load_dataset", "load_qrels", "load_questions",
-    "DEFAULT_KS", "RetrievalMetrics", "evaluate_rankings", "metric_names", "rank_documents",
+    "ABSTENTION_PHRASE",
+    "DEFAULT_KS",
+    "AnswerScore",
+    "Dataset",
+    "Document",
+    "Query",
+    "RetrievalMetrics",
+    "abstention_scores",
+    "contains_gold",
+    "evaluate_rankings",
+    "exact_match",
+    "is_abstention",
+    "load_dataset",
+    "load_qrels",
+    "load_questions",
+    "matches_gold",
+    "metric_names",
+    "normalize_answer",
+    "percentiles",
+    "rank_documents",
+    "score_answer",
+    "strip_citations",
+    "token_f1",
 ]

@@ -38,11 +38,16 @@ _ABSTAIN = re.compile("|".join([
     r"\bthere (?:is|are) no (?:relevant )?(?:information|mention|details)\b",
     r"\bno (?:relevant )?information (?:about|on|regarding|in)\b",
     r"\bi(?: am|'m) not sure\b",
+    r"\bi (?:do not|don't) have (?:the ability|access|any information|enough information"
+    r"|information)\b",
     r"\bunanswerable\b",
     r"^no answer\b",
 ]))
-_APOLOGY = re.compile(r"^(?:i'm |i am |we're )?(?:sorry|unfortunately|i apologi[sz]e)\b[^.!?]*[.!?,]?$")
+_APOLOGY = re.compile(
+    r"^(?:i'm |i am |we're )?(?:sorry|unfortunately|i apologi[sz]e)\b[^.!?]*[.!?,]?$"
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_CITATION = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
 
 
 def normalize_answer(text: str) -> str:
@@ -79,6 +84,24 @@ def contains_gold(prediction: str, golds: Sequence[str]) -> bool:
     return any(g and f" {g} " in pred for g in (normalize_answer(x) for x in golds))
 
 
+def matches_gold(prediction: str, golds: Sequence[str]) -> bool:
+    """The answer's verdict: contains a gold answer, or, for a gold holding numbers, gives all
+    of them ("40" answers "40 vehicles", "$59" answers "59 dollars"): the number is the fact.
+    """
+    pred = normalize_answer(prediction)
+    tokens = set(pred.split())
+    for gold in (normalize_answer(g) for g in golds):
+        numbers = [t for t in gold.split() if any(ch.isdigit() for ch in t)]
+        if (gold and f" {gold} " in f" {pred} ") or (numbers and tokens.issuperset(numbers)):
+            return True
+    return False
+
+
+def strip_citations(text: str) -> str:
+    """Remove `[1]`, `[2, 3]` markers the RAG prompt asks for, so they do not count as tokens."""
+    return _CITATION.sub("", text)
+
+
 def is_abstention(text: str) -> bool:
     """Whether an answer declines: empty, or its opening sentence says the sources lack it.
 
@@ -102,20 +125,28 @@ class AnswerScore:
     f1: float | None
     contains_gold: bool | None
     abstained: bool
+    correct: bool | None = None  # matches_gold: what accuracy counts
 
 
 def score_answer(prediction: str, answers: Sequence[str] | None) -> AnswerScore:
-    """Score one answer against its golds: None = unlabelled, empty = unanswerable."""
+    """Score one answer against its golds: None = unlabelled, empty = unanswerable.
+
+    Citation markers (`[1]`) are removed first: they are not part of the answer.
+    """
+    prediction = strip_citations(prediction)
     abstained = is_abstention(prediction)
     if answers is None:
         return AnswerScore(None, None, None, abstained)
     if len(answers) == 0:
-        return AnswerScore(float(abstained), float(abstained), abstained, abstained)
+        return AnswerScore(float(abstained), float(abstained), abstained, abstained, abstained)
     return AnswerScore(exact_match(prediction, answers), token_f1(prediction, answers),
-                       contains_gold(prediction, answers), abstained)
+                       contains_gold(prediction, answers), abstained,
+                       matches_gold(prediction, answers) and not abstained)
 
 
-def abstention_scores(abstained: Sequence[bool], answerable: Sequence[bool]) -> dict[str, float | None]:
+def abstention_scores(
+    abstained: Sequence[bool], answerable: Sequence[bool]
+) -> dict[str, float | None]:
     """Precision and recall of abstaining, where the right abstentions are the unanswerable.
 
     precision = abstained on unanswerable / all abstentions (None when none);
@@ -140,4 +171,4 @@ def percentiles(values: Sequence[float], qs: Sequence[int] = (50, 95)) -> dict[s
     arr = np.asarray(values, dtype=np.float64)
     if arr.size == 0:
         return {f"p{q}": None for q in qs}
-    return {f"p{q}": float(v) for q, v in zip(qs, np.percentile(arr, qs))}
+    return {f"p{q}": float(v) for q, v in zip(qs, np.percentile(arr, qs), strict=True)}

@@ -81,7 +81,9 @@ class Dataset:
         return sum(len(docs) for docs in self.qrels.values())
 
 
-def load_dataset(path: str | Path, split: str | None = "test", check_corpus: bool = True) -> Dataset:
+def load_dataset(
+    path: str | Path, split: str | None = "test", check_corpus: bool = True
+) -> Dataset:
     """Load a BEIR-layout folder; `split=None` loads no qrels (answer-only evaluation).
 
     With `check_corpus`, one streaming pass validates every corpus line, counts the
@@ -104,9 +106,16 @@ def load_dataset(path: str | Path, split: str | None = "test", check_corpus: boo
         qrels_path = root / "qrels" / f"{split}.tsv"
         if not qrels_path.is_file():
             found = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
-            raise InputError(f"{qrels_path}: qrels for split {split!r} missing; "
-                             f"splits found: {', '.join(found) or 'none'} (choose one with --split)")
+            raise InputError(
+                f"{qrels_path}: qrels for split {split!r} missing; splits found: "
+                f"{', '.join(found) or 'none'} (choose one with --split)"
+            )
         qrels = load_qrels(qrels_path, queries)
+        if not qrels:
+            raise InputError(
+                f"{qrels_path}: no judgements; write `query-id<TAB>corpus-id<TAB>score` rows "
+                "(or pass no split to evaluate answers only)"
+            )
 
     dataset = Dataset(path=root, split=split, queries=queries, qrels=qrels, corpus_path=corpus_path)
     if not check_corpus:
@@ -143,7 +152,9 @@ def load_questions(path: str | Path) -> list[Query]:
     return out
 
 
-def load_qrels(path: str | Path, queries: dict[str, Query] | None = None) -> dict[str, dict[str, int]]:
+def load_qrels(
+    path: str | Path, queries: dict[str, Query] | None = None
+) -> dict[str, dict[str, int]]:
     """Read `query-id corpus-id score` rows (tab- or space-separated, optional header line).
 
     With `queries`, every query id must be one of them.
@@ -229,7 +240,9 @@ def _get_id(obj: dict[str, Any], path: Path, line_no: int) -> str:
     return str(value)
 
 
-def _get_str(obj: dict[str, Any], key: str, path: Path, line_no: int, required: bool) -> str | None:
+def _get_str(
+    obj: dict[str, Any], key: str, path: Path, line_no: int, required: bool
+) -> str | None:
     if key not in obj or obj[key] is None:
         if required:
             raise _error(path, line_no, key, "missing", f"add a string `{key}`")

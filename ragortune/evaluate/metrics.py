@@ -40,7 +40,7 @@ def rank_documents(hits: Iterable[tuple[str, float]]) -> list[tuple[str, float]]
     best = np.full(len(unique_ids), -np.inf)
     np.maximum.at(best, inverse, scores)
     order = np.lexsort((np.arange(len(unique_ids)), -best))  # primary: score desc; then id asc
-    return list(zip(unique_ids[order].tolist(), best[order].tolist()))
+    return list(zip(unique_ids[order].tolist(), best[order].tolist(), strict=True))
 
 
 def metric_names(ks: Sequence[int] = DEFAULT_KS, ndcg_k: int = 10, mrr_k: int = 10) -> list[str]:

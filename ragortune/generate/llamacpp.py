@@ -35,11 +35,13 @@ class LlamaCppLLM:
         self._lock = threading.Lock()
 
     def complete(
-        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
     ) -> Completion:
         with self._lock:
             out = self._llama.create_chat_completion(
-                messages=list(messages), max_tokens=max_tokens, temperature=temperature
+                messages=list(messages), max_tokens=max_tokens, temperature=temperature,
+                stop=list(stop or []),
             )
         usage = out.get("usage") or {}
         choice = out["choices"][0]
@@ -49,13 +51,15 @@ class LlamaCppLLM:
         )
 
     def stream(
-        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
     ) -> Iterator[str | Completion]:
         pieces: list[str] = []
         finish = "stop"
         with self._lock:
             for chunk in self._llama.create_chat_completion(
-                messages=list(messages), max_tokens=max_tokens, temperature=temperature, stream=True
+                messages=list(messages), max_tokens=max_tokens, temperature=temperature, stream=True,
+                stop=list(stop or []),
             ):
                 choice = chunk["choices"][0]
                 finish = choice.get("finish_reason") or finish

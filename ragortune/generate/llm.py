@@ -35,13 +35,16 @@ class LLM(Protocol):
     name: str
 
     def complete(
-        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
     ) -> Completion:
-        """Generate one answer; `temperature=0` means greedy (reproducible)."""
+        """Generate one answer; `temperature=0` means greedy (reproducible); generation ends at
+        the first `stop` string, which is not part of the text (as in OpenAI's API)."""
         ...
 
     def stream(
-        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
     ) -> Iterator[str | Completion]:
         """Yield text pieces as they are generated, then one final `Completion` (full text, usage)."""
         ...

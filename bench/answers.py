@@ -1,0 +1,111 @@
+"""Latency per stage, tokens per query and answer quality of `ask` on a labelled question set.
+
+    python bench/answers.py --kb demo-work/kb --questions examples/demo_kb/questions-v1.jsonl
+
+Uses the KB's calibrated threshold unless --min-score is given, and also reports a
+leave-one-out estimate of the gate (each question gated by a threshold calibrated on the
+others), since a threshold calibrated on the same questions flatters itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from ragortune import rag
+from ragortune.calibrate import best_similarities, choose_threshold, read_questions
+from ragortune.generate import load_llm
+from ragortune.kb import open_kb
+from ragortune.rag import CONTEXT_K
+
+
+def leave_one_out(scores: np.ndarray, answerable: np.ndarray) -> tuple[int, int]:
+    """(answerable let through, unanswerable abstained), each question gated by the others."""
+    passed = abstained = 0
+    for i in range(len(scores)):
+        rest = np.arange(len(scores)) != i
+        threshold = choose_threshold(scores[rest], answerable[rest])
+        if answerable[i]:
+            passed += scores[i] >= threshold
+        else:
+            abstained += scores[i] < threshold
+    return passed, abstained
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kb", required=True)
+    parser.add_argument("--questions", required=True)
+    parser.add_argument("--llm", default="smollm2")
+    parser.add_argument("-k", type=int, default=CONTEXT_K)
+    parser.add_argument("--mode", default="hybrid")
+    parser.add_argument("--min-score", type=float, default=None)
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    args = parser.parse_args()
+
+    kb = open_kb(args.kb)
+    questions = read_questions(args.questions)
+    started = time.perf_counter()
+    llm = load_llm(args.llm)
+    load_s = time.perf_counter() - started
+    kb.embed_query("warm up")  # model load is reported apart from per-query latency
+    answers = [rag.answer(kb, llm, q.text, k=args.k, mode=args.mode, min_score=args.min_score)
+               for q in questions]
+
+    usage = [a.usage for a in answers]
+    called = [a.usage for a in answers if a.model is not None]
+    stages = {
+        "embed": [u.embed_s for u in usage], "retrieve": [u.retrieve_s for u in usage],
+        "generate (LLM called)": [u.generate_s for u in called],
+        "end to end (all)": [u.total_s for u in usage],
+        "end to end (LLM called)": [u.total_s for u in called],
+    }
+    answerable = [(q, a) for q, a in zip(questions, answers) if q.answerable]
+    unanswerable = [(q, a) for q, a in zip(questions, answers) if not q.answerable]
+    scores = best_similarities(kb, questions, k=args.k, mode=args.mode)
+    labels = np.array([q.answerable for q in questions])
+    loo_passed, loo_abstained = leave_one_out(scores, labels)
+    result = {
+        "llm": llm.name, "k": args.k, "mode": args.mode, "threshold": answers[0].threshold,
+        "questions": len(questions), "llm_load_s": round(load_s, 2),
+        "latency_s": {name: {"p50": round(float(np.percentile(v, 50)), 4),
+                             "p95": round(float(np.percentile(v, 95)), 4), "n": len(v)}
+                      for name, v in stages.items() if v},
+        "tokens_per_query": {
+            "embedding": round(float(np.mean([u.embedding_tokens for u in usage])), 1),
+            "prompt (LLM called)": round(float(np.mean([u.prompt_tokens for u in called] or [0])), 1),
+            "completion (LLM called)": round(float(np.mean([u.completion_tokens for u in called] or [0])), 1),
+        },
+        "answerable_with_gold": [sum(not a.abstained and q.answered_by(a.text) for q, a in answerable),
+                                 len(answerable)],
+        "unanswerable_abstained": [sum(a.abstained for _, a in unanswerable), len(unanswerable)],
+        "citations": {"model_written": sum(bool(a.citations) and not a.citations_inferred for a in answers),
+                      "inferred": sum(a.citations_inferred for a in answers),
+                      "dropped": sum(len(a.dropped_citations) for a in answers)},
+        "leave_one_out_gate": {"answerable_passed": [int(loo_passed), int(labels.sum())],
+                               "unanswerable_abstained": [int(loo_abstained), int((~labels).sum())]},
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{result['questions']} questions, LLM {llm.name} (loaded in {load_s:.1f} s), "
+          f"{args.mode} top-{args.k}, threshold {result['threshold']}")
+    print(f"{'stage':<26}{'p50 s':>9}{'p95 s':>9}{'n':>5}")
+    for name, row in result["latency_s"].items():
+        print(f"{name:<26}{row['p50']:>9.3f}{row['p95']:>9.3f}{row['n']:>5}")
+    print("tokens per query: " + ", ".join(f"{k} {v}" for k, v in result["tokens_per_query"].items()))
+    a, b = result["answerable_with_gold"]
+    c, d = result["unanswerable_abstained"]
+    print(f"answerable with a gold answer: {a}/{b} ({a / max(b, 1):.0%}); "
+          f"unanswerable abstained: {c}/{d} ({c / max(d, 1):.0%})")
+    print(f"citations: {result['citations']}")
+    lp, ln = result["leave_one_out_gate"]["answerable_passed"]
+    la, lu = result["leave_one_out_gate"]["unanswerable_abstained"]
+    print(f"gate, leave-one-out thresholds: answerable passed {lp}/{ln}, unanswerable abstained {la}/{lu}")
+
+
+if __name__ == "__main__":
+    main()

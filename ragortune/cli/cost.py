@@ -1,0 +1,242 @@
+"""Cost and decision commands: prices, cost, decide."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from ragortune.cli.app import JSON_OPTION, app, console, emit_json
+from ragortune.errors import InputError
+
+SCENARIO_OPTION = typer.Option(..., "--scenario", help="Scenario TOML (examples/scenarios/).")
+EVIDENCE_OPTION = typer.Option(None, "--evidence", help="evidence.json from the evaluation.")
+PRICES_OPTION = typer.Option(None, "--prices", help="Price overrides, TOML or YAML (highest "
+                             "priority; then the scenario's [prices], then ragortune.toml).")
+NAME_ARGUMENT = typer.Argument(None, help="A model (gpt-4o-mini) or GPU (A10G, H100@lambda); "
+                               "omit to list the packaged tables.")
+PRICES_SCENARIO_OPTION = typer.Option(None, "--scenario", help="Also apply this scenario's "
+                                      "[prices] overrides.")
+PNG_OPTION = typer.Option(None, "--png", help="Where to write the cumulative-cost chart "
+                          "[default: SCENARIO-FILE-STEM.cost.png in the current folder].")
+NO_PNG_OPTION = typer.Option(False, "--no-png", help="Do not write the chart.")
+
+
+def _money(x: float) -> str:
+    return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
+
+
+def _compact(x: float) -> str:
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(x) >= size:
+            return f"${x / size:,.1f}{suffix}"
+    return f"${x:,.0f}"
+
+
+def _analyse(scenario: Path, evidence: Path | None, prices: Path | None) -> Any:
+    from ragortune.cost.analysis import analyse, price_book_for
+    from ragortune.cost.evidence import load_evidence
+    from ragortune.cost.scenario import load_scenario
+
+    scn = load_scenario(scenario)
+    ev = load_evidence(evidence) if evidence is not None else None
+    return analyse(scn, price_book_for(scn, scenario, prices), ev), ev
+
+
+@app.command("prices")
+def prices_command(
+    name: str | None = NAME_ARGUMENT,
+    prices: Path | None = PRICES_OPTION,
+    scenario: Path | None = PRICES_SCENARIO_OPTION,
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Show the prices the cost model uses and where each comes from."""
+    from ragortune.cost.analysis import price_book_for
+    from ragortune.cost.scenario import load_scenario
+
+    scn = load_scenario(scenario) if scenario is not None else None
+    book = price_book_for(scn, scenario, prices)
+    if name is None:
+        cat = book.catalogue()
+        if json_output:
+            emit_json(cat)
+            return
+        console.print(f"Inference and embedding prices: genai-prices {cat['genai_prices_version']}"
+                      " (offline); ask `ragortune prices MODEL` for one model.")
+        table = Table(title="Fine-tuning prices (USD per 1M tokens)")
+        for col in ("provider", "model", "train", "ft input", "ft output", "source", "as of"):
+            table.add_column(col)
+        for row in cat["finetune"]:
+            table.add_row(row["provider"], row["model"], f"{row['train_mtok']:.2f}",
+                          f"{row['ft_input_mtok']:.2f}", f"{row['ft_output_mtok']:.2f}",
+                          row["source"], row["as_of"])
+        console.print(table)
+        table = Table(title="GPU prices (USD per GPU-hour)")
+        for col in ("gpu", "provider", "hour", "memory", "source", "as of"):
+            table.add_column(col)
+        for row in cat["gpus"]:
+            table.add_row(row["gpu"], row["provider"], f"{row['hour']:.4f}",
+                          f"{row['memory_gb']} GB", row["source"], row["as_of"])
+        console.print(table)
+        for layer in cat["overrides"]:
+            console.print(f"overrides from {layer['origin']}: {len(layer['models'])} models, "
+                          f"{len(layer['gpus'])} GPUs")
+        return
+    info = book.describe(name)
+    if not info["found"]:
+        raise InputError(f"no price known for '{name}' (model or GPU); check the spelling, run "
+                         "`ragortune prices` for the packaged tables, or add an override")
+    if json_output:
+        emit_json(info)
+        return
+    table = Table(title=f"Prices for {name}")
+    for col in ("price", "USD", "unit", "from", "ref", "as of"):
+        table.add_column(col)
+    rows = list(info["prices"].items()) + [("gpu_hour", info["gpu_hour"])]
+    for key, p in rows:
+        if p is not None:
+            table.add_row(key, f"{p['usd']:g}", p["unit"], p["source"], p["ref"],
+                          p["as_of"] or "")
+    console.print(table)
+    missing = [k for k, p in info["prices"].items() if p is None]
+    if missing and any(info["prices"].values()):
+        console.print(f"not known: {', '.join(missing)} (add overrides to use this model there)")
+
+
+SHORT = {"rag": "RAG", "ft_api": "FT-API", "ft_self_hosted": "FT-self", "hybrid": "Hybrid"}
+GROUPS = {
+    "embedding": ("embedding_initial", "embedding_updates", "query_embedding"),
+    "vector store": ("vector_storage", "vector_reads", "vector_writes"),
+    "prompt tokens": ("prompt_tokens",), "completion tokens": ("completion_tokens",),
+    "training": ("training",), "FT hosting": ("hosting",), "GPU serving": ("gpu_serving",),
+    "labour": ("labour",),
+}
+
+
+def _cost_tables(data: dict[str, Any]) -> None:
+    h = data["scenario"]["horizon_months"]
+    opts = data["options"]
+    table = Table(title=f"{data['scenario']['name']}: cost over {h} months "
+                        f"(* = cheapest)", caption="FT-API = fine-tuned model on the API; "
+                        "FT-self = fine-tuned open model on rented GPUs; Hybrid = FT-API + RAG")
+    table.add_column("cost line")
+    for name in opts:
+        table.add_column(SHORT[name] + (" *" if name == data["cheapest"] else ""),
+                         justify="right")
+    table.add_row(f"total, {h} months", *(_money(o["total"]) for o in opts.values()),
+                  style="bold")
+    table.add_row("month 1", *(_money(o["first_month"]) for o in opts.values()))
+    table.add_row(f"month {h}", *(_money(o["last_month"]) for o in opts.values()))
+    for group, lines in GROUPS.items():
+        table.add_row(f"  {group}", *(_money(sum(o["lines"][ln]["total"] for ln in lines))
+                                      for o in opts.values()))
+    console.print(table)
+    table = Table(title="Break-even between each pair")
+    for col in ("pair", f"cheaper at {h} mo", "by", "from month", "volume flip (q/mo)",
+                "above it"):
+        table.add_column(col)
+    for p in data["break_even"]:
+        vol = p["break_even_queries_per_month"]
+        table.add_row(f"{SHORT[p['a']]} vs {SHORT[p['b']]}", SHORT[p["cheaper_at_horizon"]],
+                      _money(abs(p["difference_at_horizon"])),
+                      str(p["break_even_month"] or "-"), f"{vol:,.0f}" if vol else "-",
+                      SHORT[p["cheaper_above_break_even"]] if vol else "-")
+    console.print(table)
+    table = Table(title="Sensitivity: cheapest option with one driver scaled")
+    table.add_column("driver")
+    factors = sorted({row["factor"] for row in data["sensitivity"]})
+    for f in factors:
+        table.add_column(f"x{f:g}")
+    for driver in dict.fromkeys(row["driver"] for row in data["sensitivity"]):
+        cells = {row["factor"]: row for row in data["sensitivity"] if row["driver"] == driver}
+        table.add_row(driver, *(f"{SHORT[cells[f]['cheapest']]} "
+                                f"{_compact(cells[f]['totals'][cells[f]['cheapest']])}"
+                                for f in factors))
+    console.print(table)
+    a = data["assumptions"]
+    tok = a["tokens_per_query"]
+    console.print(
+        f"tokens/query: RAG {tok['rag']['prompt']:,.0f} prompt ({tok['rag']['source']}), "
+        f"{a['context_tokens_per_query']:,} of them retrieved context; fine-tuned "
+        f"{tok['ft']['prompt']:,.0f} prompt.\n"
+        f"training: {a['dataset_tokens_initial']:,.0f} dataset tokens x {a['epochs']} epochs = "
+        f"{a['training_tokens_per_run_initial']:,.0f} tokens per run: "
+        f"{_money(a['training_cost_per_epoch_initial'])} per epoch, "
+        f"{_money(a['training_cost_per_run_initial'])} per run; "
+        f"{a['ft_retrains_per_month']:.2f} retrains/month (fine-tuned), "
+        f"{a['hybrid_retrains_per_month']:.2f} (hybrid).\n"
+        f"self-hosted: {a['gpus_serving_first_month']:.0f} GPU(s), "
+        f"{a['gpu_hours_per_month_first']:,.0f} GPU-hours in month 1.", highlight=False,
+        markup=False)
+
+
+@app.command("cost")
+def cost_command(
+    scenario: Path = SCENARIO_OPTION,
+    evidence: Path | None = EVIDENCE_OPTION,
+    prices: Path | None = PRICES_OPTION,
+    png: Path | None = PNG_OPTION,
+    no_png: bool = NO_PNG_OPTION,
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """TCO per option (RAG, fine-tuned API, fine-tuned self-hosted, hybrid) with break-evens."""
+    analysis, _ = _analyse(scenario, evidence, prices)
+    data = analysis.to_dict(str(scenario))
+    data["png"] = None
+    if not no_png:
+        from ragortune.cost.plot import plot_cumulative
+
+        path = png if png is not None else Path(f"{scenario.stem}.cost.png")
+        plot_cumulative(analysis.simulation, analysis.pairs, path,
+                        title=analysis.model.scenario.name)
+        data["png"] = str(path)
+    if json_output:
+        emit_json(data)
+        return
+    _cost_tables(data)
+    if data["png"]:
+        console.print(f"chart: {data['png']}", highlight=False)
+
+
+@app.command("decide")
+def decide_command(
+    scenario: Path = SCENARIO_OPTION,
+    evidence: Path | None = EVIDENCE_OPTION,
+    prices: Path | None = PRICES_OPTION,
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Recommend RAG, fine-tuning or hybrid, with ranked reasons and what would flip it."""
+    from ragortune.decide import decide
+
+    analysis, ev = _analyse(scenario, evidence, prices)
+    decision = decide(analysis, ev)
+    data = decision.to_dict()
+    data["scenario"] = {"name": analysis.model.scenario.name, "path": str(scenario)}
+    if json_output:
+        emit_json(data)
+        return
+    names = {"rag": "RAG", "fine-tuning": "Fine-tuning", "hybrid":
+             "Hybrid (fine-tune for behaviour + RAG for facts)"}
+    serving = f", served {decision.serving}" if decision.recommendation == "fine-tuning" else ""
+    console.print(f"[bold]Recommendation: {names[decision.recommendation]}{serving}[/bold]  "
+                  f"({analysis.model.scenario.name})", highlight=False)
+    if decision.first_step:
+        console.print(f"First: {decision.first_step}", style="yellow", highlight=False,
+                      markup=False)
+    console.print("Reasons, strongest first:")
+    for r in data["reasons"]:
+        side = "for" if r["supports"] else "against"
+        console.print(f"  {r['rank']}. ({side}, weight {abs(r['points']):g}) {r['text']}",
+                      highlight=False, markup=False)
+    if data["flips"]:
+        console.print("What would flip it:")
+        for f in data["flips"]:
+            console.print(f"  - {f['text']}", highlight=False, markup=False)
+    if decision.matches_expected is not None:
+        verdict = "matches" if decision.matches_expected else "DIFFERS FROM"
+        exp = decision.expected
+        wanted = exp["recommendation"] + (f" ({exp['serving']})" if exp.get("serving") else "")
+        console.print(f"{verdict} the scenario's expected answer: {wanted}", highlight=False,
+                      markup=False)

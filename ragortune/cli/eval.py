@@ -1,0 +1,216 @@
+"""Evaluation commands: `ragortune eval retrieval` (answers and update join as their parts land)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ragortune.cli.app import JSON_OPTION, app, console, emit_json, show_progress
+from ragortune.errors import InputError
+
+eval_app = typer.Typer(
+    help="Measure retrieval and answers on a labelled data set (BEIR layout); "
+         "every run writes evidence.json for `cost`, `decide` and the report.",
+    no_args_is_help=True,
+)
+app.add_typer(eval_app, name="eval")
+
+DATASET_OPTION = typer.Option(..., "--dataset", help="BEIR folder: corpus.jsonl, queries.jsonl, "
+                              "qrels/<split>.tsv.")
+WORK_OPTION = typer.Option(Path("ragortune-eval"), "--work", help="Folder for the evaluation "
+                           "KBs (reused between runs) and, by default, the results.")
+OUT_OPTION = typer.Option(None, "--out", help="Folder for evidence.json and the CSVs "
+                          "[default: WORK/<data set name>].")
+
+
+def parse_cutoffs(values: list[str]) -> list[int]:
+    """`-k 1,5 -k 10` -> [1, 5, 10]."""
+    try:
+        ks = sorted({int(v) for value in values for v in value.split(",") if v.strip()})
+    except ValueError:
+        raise InputError(f"-k {' '.join(values)}: cutoffs must be integers like 1,5,10,100"
+                         ) from None
+    if not ks or ks[0] < 1:
+        raise InputError(f"-k {' '.join(values)}: cutoffs must be positive integers")
+    return ks
+
+
+@contextmanager
+def _progress(json_output: bool) -> Iterator[Progress | None]:
+    if not show_progress(json_output):
+        yield None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        yield progress
+
+
+def open_eval_kb(kb: Path | None, work: Path, data: Any, config: dict[str, Any],
+                 given: set[str]) -> Any:
+    """The user's --kb (checked against the settings they gave), else the cached one in WORK."""
+    from ragortune.embed import load_embedder
+    from ragortune.evaluate.retrieval import default_kb_path
+    from ragortune.kb import open_kb
+
+    if kb is not None:
+        return open_kb(kb, create=True,
+                       embedder=config["embedder"] if "embedder" in given else None,
+                       chunk_size=config["chunk_size"] if "chunk_size" in given else None,
+                       chunk_overlap=config["chunk_overlap"] if "chunk_overlap" in given
+                       else None)
+    path = default_kb_path(work, data, config["embedder"], config["chunk_size"],
+                           config["chunk_overlap"])
+    return open_kb(path, embedder=load_embedder(config["embedder"]), create=True,
+                   chunk_size=config["chunk_size"], chunk_overlap=config["chunk_overlap"])
+
+
+@eval_app.command("retrieval")
+def retrieval_command(
+    dataset: Path = DATASET_OPTION,
+    split: str = typer.Option("test", help="Which qrels/<split>.tsv to score against."),
+    mode: str | None = typer.Option(None, help="dense | bm25 | hybrid [default: hybrid]."),
+    k: list[str] = typer.Option(["1,5,10,100"], "-k", help="Recall and hit-rate cutoffs."),
+    kb: Path | None = typer.Option(None, "--kb", help="Evaluate in this KB folder (made if "
+                                      "absent) [default: one per corpus and settings in WORK]."),
+    work: Path = WORK_OPTION,
+    out: Path | None = OUT_OPTION,
+    embedder: str | None = typer.Option(None, help="minilm | st:<model> | openai:<model>."),
+    chunk_size: int | None = typer.Option(None, help="Tokens per chunk [default: 240]."),
+    chunk_overlap: int | None = typer.Option(None, help="Tokens shared by neighbours."),
+    min_score: float | None = typer.Option(None, help="Drop hits under this cosine "
+                                              "similarity [default: no gate]."),
+    sweep: list[str] = typer.Option([], "--sweep", help='One row per configuration, e.g. '
+                                    '"chunk_size=128,256,512 mode=dense,bm25,hybrid k=3,5,10".'),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Index the corpus, run every judged query, report nDCG@10, MRR@10, recall@k, hit rate."""
+    from ragortune.config import load_settings
+    from ragortune.documents.chunk import check_sizes
+    from ragortune.evaluate.datasets import load_dataset
+    from ragortune.evaluate.evidence import dataset_info, now, update_evidence, write_csv
+    from ragortune.evaluate.retrieval import (
+        index_dataset,
+        parse_sweep,
+        run_queries,
+        sweep_configs,
+        sweep_rows,
+    )
+
+    started_at, started = now(), time.perf_counter()
+    settings = load_settings({"embedder": embedder, "chunk_size": chunk_size,
+                              "chunk_overlap": chunk_overlap, "mode": mode})
+    grid = parse_sweep(sweep)
+    ks = sorted(set(parse_cutoffs(k)) | set(grid.get("k", [])))
+    if kb is not None and {"embedder", "chunk_size", "chunk_overlap"} & grid.keys():
+        raise InputError("--sweep over embedder or chunking builds one KB per configuration: "
+                         "drop --kb (KBs are kept under --work)")
+    defaults = {key: getattr(settings, key) for key in ("embedder", "chunk_size",
+                                                        "chunk_overlap", "mode")}
+    configs = sweep_configs(grid, defaults)
+    for config in configs:
+        check_sizes(config["chunk_size"], config["chunk_overlap"])
+    data = load_dataset(dataset, split=split)
+    info = dataset_info(data)
+    out_dir = out if out is not None else work / info["name"]
+
+    runs: list[dict[str, Any]] = []
+    with _progress(json_output) as progress:
+        for config in configs:
+            label = " ".join(f"{key}={value}" for key, value in config.items())
+            base = open_eval_kb(kb, work, data, config, settings.model_fields_set)
+            task = progress.add_task(f"index {label}", total=None) if progress else None
+            report = index_dataset(base, data)
+            if progress:
+                progress.update(task, total=1, completed=1)
+                task = progress.add_task(f"queries {label}", total=len(data.qrels))
+            result = run_queries(
+                base, data, mode=config["mode"], ks=ks, min_score=min_score,
+                on_progress=(lambda done, total, t=task: progress.update(t, completed=done))
+                if progress else None)
+            runs.append({"config": config, "kb": base, "index": report, "result": result})
+
+    chosen = max(runs, key=lambda r: r["result"].means()["ndcg@10"]) if len(runs) > 1 else runs[0]
+    result, base, report = chosen["result"], chosen["kb"], chosen["index"]
+    rows = result.rows(data)
+    files = {"per_query_csv": str(write_csv(out_dir / "retrieval.csv", rows))}
+    sweep_table = None
+    if grid:
+        sweep_table = [row for r in runs
+                       for row in sweep_rows(r["config"], r["result"], grid.get("k"))]
+        files["sweep_csv"] = str(write_csv(out_dir / "retrieval-sweep.csv", sweep_table))
+    status = base.status()
+    run = {
+        "started_at": started_at,
+        "settings": {**chosen["config"], **result.settings, "split": split},
+        "selected_by": "best ndcg@10 of the sweep" if len(runs) > 1 else None,
+        "models": {"embedder": status["embedder"], "dimension": status["dimension"]},
+        "kb": {key: status[key] for key in ("kb", "documents", "chunks", "chunk_size",
+                                            "chunk_overlap", "store_version", "size_bytes")},
+        "index": report.to_json(),
+        "timings_s": {"index": round(report.seconds, 3),
+                      "embed_queries": round(result.embed_seconds, 3),
+                      "search": round(result.search_seconds, 3),
+                      "total": round(time.perf_counter() - started, 3)},
+        "usage": {"embedding_tokens_index": report.embedding_tokens,
+                  "embedding_tokens_per_query": result.usage()["embedding_tokens_per_query"]},
+        "latency_ms": result.usage()["latency_ms"],
+        "queries": len(rows),
+        "files": files,
+        "warnings": data.warnings,
+    }
+    evidence = update_evidence(out_dir, {"retrieval": result.means(), "run": run,
+                                         "sweep": sweep_table}, "retrieval", dataset=info)
+    files["evidence"] = str(evidence)
+
+    if json_output:
+        emit_json({"dataset": info, "settings": run["settings"], "metrics": result.means(),
+                   "latency_ms": run["latency_ms"], "index": run["index"], "kb": run["kb"],
+                   "timings_s": run["timings_s"], "files": files, "warnings": data.warnings,
+                   "sweep": sweep_table, "queries": rows})
+        return
+    _print_retrieval(info, run, result.means(), sweep_table)
+
+
+def _print_retrieval(info: dict[str, Any], run: dict[str, Any], means: dict[str, float],
+                     sweep_table: list[dict[str, Any]] | None) -> None:
+    s = run["settings"]
+    console.print(f"[bold]{info['name']}[/bold] ({info['judged_queries']} judged queries, "
+                  f"{info['documents']} documents): mode {s['mode']}, {s['embedder']}, chunks "
+                  f"{s['chunk_size']}/{s['chunk_overlap']}", highlight=False)
+    for warning in run["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    table = Table(show_header=True)
+    table.add_column("metric")
+    table.add_column("mean", justify="right")
+    for name, value in means.items():
+        table.add_row(name, f"{value:.4f}")
+    console.print(table)
+    idx, lat = run["index"], run["latency_ms"]
+    console.print(f"index: {idx['chunks_embedded']} chunks embedded, {idx['chunks_reused']} "
+                  f"reused in {idx['seconds']:.1f} s; search latency p50 {lat['p50']:.1f} ms, "
+                  f"p95 {lat['p95']:.1f} ms", highlight=False)
+    if sweep_table:
+        table = Table(title="sweep")
+        columns = [c for c in sweep_table[0] if c in ("embedder", "chunk_size", "chunk_overlap",
+                                                      "mode", "k", "ndcg@10", "mrr@10", "recall",
+                                                      "hit_rate", "recall@10")]
+        for column in columns:
+            table.add_column(column)
+        for row in sweep_table:
+            table.add_row(*(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c])
+                            for c in columns))
+        console.print(table)
+    for name, path in run["files"].items():
+        console.print(f"{name.replace('_', ' ')}: {path}", highlight=False)
+
+
+# The answer and update commands live beside this module; importing it registers them.
+from ragortune.cli import eval_answers  # noqa: E402,F401

@@ -1,0 +1,293 @@
+"""`ragortune eval answers` (arms side by side), `eval update` (knowledge update), `synth`."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from ragortune.cli.app import JSON_OPTION, app, console, emit_json
+from ragortune.cli.eval import (
+    DATASET_OPTION,
+    OUT_OPTION,
+    WORK_OPTION,
+    _progress,
+    eval_app,
+    open_eval_kb,
+)
+
+ARMS_OPTION = typer.Option("base,rag", "--arms", help="Comma-separated: base, rag, ft, hybrid "
+                           "(ft and hybrid need --adapter).")
+LLM_OPTION = typer.Option(None, "--llm", help="smollm2 | hf:<id or path> | llamacpp[:<gguf>] | "
+                          "openai:<model> [default: smollm2].")
+ADAPTER_OPTION = typer.Option(None, "--adapter", help="LoRA adapter folder for ft and hybrid.")
+K_OPTION = typer.Option(None, "-k", help="Chunks given as context [default: 5].")
+MODE_OPTION = typer.Option(None, "--mode", help="dense | bm25 | hybrid [default: hybrid].")
+MIN_SCORE_OPTION = typer.Option(None, "--min-score", help="Abstain without calling the model "
+                                "when no chunk reaches this similarity [default: the KB's].")
+MAX_TOKENS_OPTION = typer.Option(64, "--max-tokens", help="Longest answer, in tokens.")
+LIMIT_OPTION = typer.Option(None, "--limit", help="Only the first N labelled questions.")
+EMBEDDER_OPTION = typer.Option(None, "--embedder", help="minilm | st:<model> | openai:<model>.")
+
+
+def _settings(llm: str | None, k: int | None, mode: str | None, embedder: str | None) -> Any:
+    from ragortune.config import load_settings
+
+    return load_settings({"llm": llm, "k": k, "mode": mode, "embedder": embedder})
+
+
+def _arms(spec: str, llm: str, adapter: Path | None) -> list[Any]:
+    from ragortune.evaluate.answers import make_arms, parse_arms
+    from ragortune.generate import load_llm
+
+    return make_arms(parse_arms(spec), lambda a: load_llm(llm, adapter=a),
+                     str(adapter) if adapter else None)
+
+
+def _answer_progress(progress: Any) -> Any:
+    if progress is None:
+        return None
+    tasks: dict[str, Any] = {}
+
+    def update(arm: str, done: int, total: int) -> None:
+        if arm not in tasks:
+            tasks[arm] = progress.add_task(f"answers {arm}", total=total)
+        progress.update(tasks[arm], completed=done)
+
+    return update
+
+
+def _arm_table(title: str, summary: dict[str, dict[str, Any]], extra: dict[str, Any] | None = None
+               ) -> None:
+    def fmt(x: Any, digits: int = 3) -> str:
+        return "-" if x is None else f"{x:.{digits}f}"
+
+    table = Table(title=title)
+    for column in ("arm", "accuracy", "EM", "F1", "abstain P/R", "cites ok", "p50 ms",
+                   "p95 ms", "prompt tok", "compl tok"):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for arm, s in summary.items():
+        ab, lat, tok = s["abstention"], s["latency_ms"], s["tokens_per_query"]
+        table.add_row(arm, fmt(s["accuracy"]), fmt(s["exact_match"]), fmt(s["f1"]),
+                      f"{fmt(ab['precision'], 2)}/{fmt(ab['recall'], 2)}",
+                      fmt(s["citation_support_rate"]), fmt(lat["p50"], 0), fmt(lat["p95"], 0),
+                      fmt(tok["prompt"], 0), fmt(tok["completion"], 0))
+    console.print(table)
+
+
+@eval_app.command("answers")
+def answers_command(
+    dataset: Path = DATASET_OPTION,
+    arms: str = ARMS_OPTION,
+    split: str = typer.Option("test", help="qrels/<split>.tsv, used for citation support "
+                              "when present."),
+    llm: str | None = LLM_OPTION,
+    adapter: Path | None = ADAPTER_OPTION,
+    k: int | None = K_OPTION,
+    mode: str | None = MODE_OPTION,
+    min_score: float | None = MIN_SCORE_OPTION,
+    max_tokens: int = MAX_TOKENS_OPTION,
+    limit: int | None = LIMIT_OPTION,
+    kb: Path | None = typer.Option(None, "--kb", help="KB folder [default: cached in WORK]."),
+    work: Path = WORK_OPTION,
+    out: Path | None = OUT_OPTION,
+    embedder: str | None = EMBEDDER_OPTION,
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Answer every labelled question with each arm: accuracy, abstention, citations, cost."""
+    from ragortune.evaluate.answers import labelled_questions, run_arms, summarise
+    from ragortune.evaluate.datasets import load_dataset
+    from ragortune.evaluate.evidence import dataset_info, now, update_evidence, write_csv
+    from ragortune.evaluate.retrieval import index_dataset
+
+    started_at, started = now(), time.perf_counter()
+    settings = _settings(llm, k, mode, embedder)
+    has_qrels = (dataset / "qrels" / f"{split}.tsv").is_file()
+    data = load_dataset(dataset, split=split if has_qrels else None)
+    questions = labelled_questions(list(data.queries.values()))[:limit]
+    chosen = _arms(arms, settings.llm, adapter)
+    config = {key: getattr(settings, key) for key in ("embedder", "chunk_size", "chunk_overlap")}
+    base = None
+    report = None
+    if any(arm.retrieval for arm in chosen):
+        base = open_eval_kb(kb, work, data, config, settings.model_fields_set)
+        report = index_dataset(base, data)
+    with _progress(json_output) as progress:
+        rows = run_arms(chosen, questions, base, k=settings.k, mode=settings.mode,
+                        min_score=min_score, max_tokens=max_tokens, qrels=data.qrels,
+                        on_progress=_answer_progress(progress))
+    summary = summarise(rows)
+    for arm in chosen:
+        summary[arm.name]["model"] = {"llm": settings.llm, "adapter": arm.adapter}
+    info = dataset_info(data)
+    out_dir = out if out is not None else work / info["name"]
+    files = {"answers_csv": str(write_csv(out_dir / "answers.csv", [r.row() for r in rows]))}
+    run = {
+        "started_at": started_at,
+        "settings": {"arms": [a.name for a in chosen], "llm": settings.llm,
+                     "adapter": str(adapter) if adapter else None, "k": settings.k,
+                     "mode": settings.mode, "min_score": min_score, "max_tokens": max_tokens,
+                     "limit": limit, **config},
+        "index": report.to_json() if report else None,
+        "kb": base.status() if base else None,
+        "timings_s": {"total": round(time.perf_counter() - started, 3)},
+        "questions": len(questions),
+        "files": files,
+    }
+    files["evidence"] = str(update_evidence(out_dir, {"arms": summary, "run": run}, "answers",
+                                            dataset=info))
+    if json_output:
+        emit_json({"dataset": info, "settings": run["settings"], "arms": summary,
+                   "files": files, "answers": [r.row() for r in rows]})
+        return
+    _arm_table(f"{info['name']}: {len(questions)} labelled questions", summary)
+    for name, path in files.items():
+        console.print(f"{name.replace('_', ' ')}: {path}", highlight=False)
+
+
+@eval_app.command("update")
+def update_command(
+    v1: Path = typer.Option(..., "--v1", help="Documents before the update (a folder, or a "
+                            "BEIR folder whose corpus.jsonl is used)."),
+    v2: Path = typer.Option(..., "--v2", help="The same documents after the update."),
+    questions_v1: Path = typer.Option(..., "--questions-v1", help="JSONL: _id, text, answers "
+                                      "true for v1."),
+    questions_v2: Path = typer.Option(..., "--questions-v2", help="The same _ids with the "
+                                      "answers true for v2."),
+    arms: str = ARMS_OPTION,
+    llm: str | None = LLM_OPTION,
+    adapter: Path | None = ADAPTER_OPTION,
+    k: int | None = K_OPTION,
+    mode: str | None = MODE_OPTION,
+    min_score: float | None = MIN_SCORE_OPTION,
+    max_tokens: int = MAX_TOKENS_OPTION,
+    limit: int | None = LIMIT_OPTION,
+    work: Path = WORK_OPTION,
+    out: Path | None = typer.Option(None, "--out", help="Folder for evidence.json: give the "
+                                    "`eval answers` folder to add stale rates to its arms "
+                                    "[default: WORK/update-<v2 name>]."),
+    embedder: str | None = EMBEDDER_OPTION,
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Answer on v1, sync v2 incrementally, answer again: new facts, stale answers, cost."""
+    from ragortune.errors import InputError
+    from ragortune.evaluate.answers import labelled_questions
+    from ragortune.evaluate.datasets import load_questions
+    from ragortune.evaluate.evidence import file_sha256, now, update_evidence, write_csv
+    from ragortune.evaluate.update import run_update
+    from ragortune.kb import open_kb
+
+    for folder in (v1, v2):
+        if not folder.is_dir():
+            raise InputError(f"{folder}: folder not found; --v1 and --v2 take document folders")
+    started_at = now()
+    settings = _settings(llm, k, mode, embedder)
+    q1 = labelled_questions(load_questions(questions_v1))[:limit]
+    q2 = labelled_questions(load_questions(questions_v2))[:limit]
+    chosen = _arms(arms, settings.llm, adapter)
+    root = work / f"update-{v2.resolve().name}"
+    if root.exists():
+        shutil.rmtree(root)  # the test must start from v1, never from a previous run's v2
+    base = open_kb(root / "kb", create=True, embedder=settings.embedder,
+                   chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+    with _progress(json_output) as progress:
+        result = run_update(base, root / "docs", v1, v2, q1, q2, chosen, k=settings.k,
+                            mode=settings.mode, min_score=min_score, max_tokens=max_tokens,
+                            on_progress=_answer_progress(progress))
+    per_arm = result.per_arm(chosen, q2)
+    out_dir = out if out is not None else root
+    rows = ([{"version": "v1", **r.row()} for r in result.before]
+            + [{"version": "v2", **r.row()} for r in result.after])
+    files = {"answers_csv": str(write_csv(out_dir / "update-answers.csv", rows))}
+    update = {
+        "started_at": started_at,
+        "data": {"v1": str(v1.resolve()), "v2": str(v2.resolve()),
+                 "questions_v1": {"path": str(questions_v1), "sha256": file_sha256(questions_v1)},
+                 "questions_v2": {"path": str(questions_v2), "sha256": file_sha256(questions_v2)}},
+        "settings": {"arms": [a.name for a in chosen], "llm": settings.llm,
+                     "adapter": str(adapter) if adapter else None, "k": settings.k,
+                     "mode": settings.mode, "min_score": min_score, "max_tokens": max_tokens,
+                     "embedder": settings.embedder, "chunk_size": settings.chunk_size,
+                     "chunk_overlap": settings.chunk_overlap, "limit": limit},
+        "new_facts": len(result.changed),
+        "index_v1": result.index_v1.to_json(),
+        "index_v2": result.index_v2.to_json(),
+        "arms": per_arm,
+        "files": files,
+    }
+    stale = {arm: {"stale_rate": v["stale_rate"], "new_fact_accuracy": v["new_fact_accuracy"]}
+             for arm, v in per_arm.items()}
+    files["evidence"] = str(update_evidence(out_dir, {"update": update, "arms": stale},
+                                            "update"))
+    if json_output:
+        emit_json({**update, "answers": rows})
+        return
+    _print_update(update)
+
+
+def _print_update(update: dict[str, Any]) -> None:
+    idx = update["index_v2"]
+    console.print(f"v2 applied by incremental sync: {idx['documents']['updated']} updated, "
+                  f"{idx['documents']['added']} added, {idx['documents']['deleted']} deleted, "
+                  f"{idx['documents']['unchanged']} unchanged; {idx['chunks_embedded']} chunks "
+                  f"({idx['embedding_tokens']:,} tokens) embedded in {idx['seconds']:.1f} s",
+                  highlight=False)
+    table = Table(title=f"knowledge update: {update['new_facts']} new facts")
+    for column in ("arm", "accuracy v1", "accuracy v2", "new facts", "stale", "update cost"):
+        table.add_column(column, justify="left" if column in ("arm", "update cost") else "right")
+    for arm, v in update["arms"].items():
+        cost = v["update_cost"]
+        seconds = cost.get("seconds")
+        what = {"reindex": "re-index", "retrain": "retrain (est.)", "none": "cannot update",
+                "reindex+retrain": "re-index + retrain (est.)"}[cost["kind"]]
+        table.add_row(arm, *("-" if v[key] is None else f"{v[key]:.3f}" for key in
+                             ("accuracy_v1", "accuracy_v2", "new_fact_accuracy", "stale_rate")),
+                      f"{what}" + (f", {seconds:.1f} s" if seconds else ""))
+    console.print(table)
+    for name, path in update["files"].items():
+        console.print(f"{name.replace('_', ' ')}: {path}", highlight=False)
+
+
+@app.command("synth")
+def synth_command(
+    kb: Path = typer.Option(..., "--kb", help="Knowledge base whose chunks the questions come "
+                            "from."),
+    n: int = typer.Option(..., "--n", help="Question/answer pairs wanted."),
+    llm: str | None = LLM_OPTION,
+    out: Path = typer.Option(Path("synth"), "--out", help="BEIR folder to write."),
+    seed: int = typer.Option(0, help="Chunk order; the same seed gives the same pairs."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Generate labelled questions from the KB's chunks (each chunk is its question's qrel)."""
+    from ragortune.errors import InputError
+    from ragortune.evaluate.synth import generate_pairs, write_beir
+    from ragortune.generate import load_llm
+    from ragortune.kb import open_kb
+
+    settings = _settings(llm, None, None, None)
+    base = open_kb(kb)
+    model = load_llm(settings.llm)
+    with _progress(json_output) as progress:
+        task = progress.add_task("pairs kept", total=n) if progress else None
+        result = generate_pairs(base, model, n, seed=seed, on_progress=(
+            lambda kept, _total: progress.update(task, completed=kept)) if progress else None)
+    if not result.pairs:
+        raise InputError(f"no pair survived the checks in {result.attempts} tries "
+                         f"({result.dropped}): try a larger model with --llm")
+    paths = write_beir(out, base, result)
+    payload = {"kept": len(result.pairs), "wanted": n, "attempts": result.attempts,
+               "dropped": result.dropped, "llm": settings.llm,
+               "tokens": {"prompt": result.prompt_tokens, "completion": result.completion_tokens},
+               "files": {k: str(v) for k, v in paths.items()}}
+    if json_output:
+        emit_json(payload)
+        return
+    console.print(f"kept {len(result.pairs)} of {n} wanted pairs from {result.attempts} chunks "
+                  f"(dropped: {', '.join(f'{k} {v}' for k, v in result.dropped.items())})",
+                  highlight=False)
+    console.print(f"data set: {out} (evaluate with `ragortune eval retrieval --dataset {out}`)",
+                  highlight=False)

@@ -1,0 +1,238 @@
+"""The HTTP service: OpenAI-compatible chat completions over the knowledge base, plus search.
+
+The KB is opened once; every search re-reads the small manifest and re-pins the store when a
+sync has committed, so requests running during an ingest see the last consistent version.
+Bound off loopback, the server refuses to start without a bearer token (see `check_bind`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from ragortune import __version__, rag
+from ragortune.errors import ConfigError, InputError, RagortuneError
+from ragortune.generate import LLM, load_llm
+from ragortune.kb import open_kb
+
+MODEL_ID = "ragortune"
+
+
+class ChatMessage(BaseModel, extra="allow"):
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel, extra="allow"):
+    """OpenAI's chat body; unknown OpenAI fields are accepted and ignored.
+    `k`, `mode`, `min_score`, `on_empty` are ragortune extensions."""
+
+    model: str = MODEL_ID
+    messages: list[ChatMessage]
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    max_completion_tokens: int | None = Field(None, ge=1, le=4096)
+    temperature: float | None = Field(None, ge=0, le=2)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    stop: str | list[str] | None = None
+    k: int | None = Field(None, ge=1, le=50)
+    mode: Literal["dense", "bm25", "hybrid"] | None = None
+    min_score: float | None = None
+    on_empty: Literal["abstain", "model"] = "abstain"
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1)
+    k: int = Field(5, ge=1, le=100)
+    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    min_score: float | None = None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Anyone on the network could read the KB: off loopback a token is mandatory."""
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"refusing to serve on {host} without a bearer token: set RAGORTUNE_API_TOKEN "
+            "(or --token), or bind to 127.0.0.1")
+
+
+def _error(status: int, message: str, kind: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
+
+
+def _question(messages: list[ChatMessage]) -> str:
+    """The last user turn is what gets retrieved for and answered."""
+    for message in reversed(messages):
+        if message.role == "user":
+            content = message.content
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+            if content and content.strip():
+                return content
+    raise InputError("messages hold no user message with text: send {'role': 'user', 'content': ...}")
+
+
+def create_app(kb_path: str | Path, llm_spec: str | None = "smollm2", token: str | None = None, *,
+               llm: LLM | None = None, k: int = rag.CONTEXT_K, mode: str = "hybrid",
+               max_tokens: int = rag.MAX_TOKENS, query_cache: int = 4096,
+               search_threads: int = 4) -> FastAPI:
+    """Build the app; opens the KB and loads the LLM now, so a bad spec fails at start."""
+    kb = open_kb(kb_path)
+    kb.embedder  # noqa: B018 - load the embedding model before the first request, not during it
+    model = llm if llm is not None else load_llm(llm_spec)
+    # Embedding the query is most of a search's CPU time; popular queries repeat, and a
+    # vector depends only on the text (the embedder is fixed for the KB's lifetime).
+    query_vector = lru_cache(maxsize=query_cache)(kb.embed_query)
+    # Searches are short CPU-bound calls: a few worker threads served in arrival order keep
+    # the tail low under many clients; 40 threads fighting over the GIL made p99 ten times p50.
+    search_slots = anyio.CapacityLimiter(search_threads)
+    app = FastAPI(title="ragortune", version=__version__)
+
+    @app.exception_handler(RagortuneError)
+    async def user_error(_: Request, exc: RagortuneError) -> JSONResponse:
+        return _error(400, str(exc), "invalid_request_error")
+
+    def authorize(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise _Unauthorized()
+
+    @app.exception_handler(_Unauthorized)
+    async def unauthorized(_: Request, __: _Unauthorized) -> JSONResponse:
+        response = _error(401, "missing or wrong bearer token (Authorization: Bearer ...)",
+                          "authentication_error")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    guarded = [Depends(authorize)]
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        manifest = kb.load_manifest()
+        return {"status": "ok", "version": __version__, "store_version": manifest.version,
+                "chunks": manifest.chunk_count, "llm": model.name}
+
+    @app.get("/v1/models", dependencies=guarded)
+    def models() -> dict[str, Any]:
+        return {"object": "list", "data": [
+            {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "ragortune",
+             "llm": model.name}]}
+
+    @app.post("/v1/search", dependencies=guarded, response_model=None)
+    @app.post("/search", dependencies=guarded, include_in_schema=False, response_model=None)
+    async def search(body: SearchRequest) -> Response:
+        return await anyio.to_thread.run_sync(run_search, body, limiter=search_slots)
+
+    def run_search(body: SearchRequest) -> Response:
+        threshold = body.min_score if body.min_score is not None else kb.settings.min_score
+        hits = kb.search(body.query, k=body.k, mode=body.mode, min_score=threshold,
+                         query_vector=query_vector(body.query))
+        payload = {"query": body.query, "mode": body.mode, "min_score": threshold,
+                   "hits": [asdict(hit) for hit in hits]}
+        # Serialised here: FastAPI's generic encoder costs more than the search on small KBs.
+        return Response(json.dumps(payload), media_type="application/json")
+
+    @app.post("/v1/chat/completions", dependencies=guarded, response_model=None)
+    def chat(body: ChatRequest) -> dict[str, Any] | StreamingResponse:
+        options = {"k": body.k or k, "mode": body.mode or mode, "min_score": body.min_score,
+                       "on_empty": body.on_empty,
+                       "max_tokens": body.max_completion_tokens or body.max_tokens or max_tokens,
+                       "stop": [*rag.STOP, *([body.stop] if isinstance(body.stop, str)
+                                             else body.stop or [])]}
+        question = _question(body.messages)
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        if body.stream:
+            include_usage = bool((body.stream_options or {}).get("include_usage"))
+            events = rag.stream_answer(kb, model, question, **options)
+            return StreamingResponse(
+                _sse(events, completion_id, created, include_usage),
+                media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        answer = rag.answer(kb, model, question, **options)
+        return {
+            "id": completion_id, "object": "chat.completion", "created": created,
+            "model": MODEL_ID,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
+                         "finish_reason": answer.finish_reason or "stop"}],
+            "usage": _usage(answer),
+            "sources": [rag.citation_json(c) for c in answer.sources],
+            "ragortune": _extras(answer),
+        }
+
+    app.state.kb = kb
+    app.state.llm = model
+    return app
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+def _usage(answer: rag.Answer) -> dict[str, int]:
+    u = answer.usage
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "total_tokens": u.prompt_tokens + u.completion_tokens}
+
+
+def _extras(answer: rag.Answer) -> dict[str, Any]:
+    """What OpenAI's schema has no place for: the answer's checks and its cost."""
+    data = answer.to_json()
+    return {key: data[key] for key in ("answer", "abstained", "abstain_reason", "grounded",
+                                       "citations", "citations_inferred", "dropped_citations",
+                                       "threshold", "usage")}
+
+
+def _sse(events: Iterator[str | rag.Answer], completion_id: str, created: int,
+         include_usage: bool) -> Iterator[str]:
+    """OpenAI's chunk stream: role first, text deltas, a final chunk with the finish reason and
+    ragortune's extras (sources, cleaned answer), an optional usage chunk, then [DONE]."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                   "model": MODEL_ID,
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return f"data: {json.dumps(payload)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        for event in events:
+            if isinstance(event, rag.Answer):
+                if event.abstained and event.abstain_reason == "gate":
+                    yield chunk({"content": event.text})
+                yield chunk({}, event.finish_reason or "stop",
+                            sources=[rag.citation_json(c) for c in event.sources],
+                            ragortune=_extras(event))
+                if include_usage:
+                    usage_chunk = {"id": completion_id, "object": "chat.completion.chunk",
+                                   "created": created, "model": MODEL_ID, "choices": [],
+                                   "usage": _usage(event)}
+                    yield f"data: {json.dumps(usage_chunk)}\n\n"
+            else:
+                yield chunk({"content": event})
+    except RagortuneError as exc:  # headers are sent already: report in-band, as OpenAI does
+        yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'invalid_request_error'}})}\n\n"
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ragortune.errors import InputError
+from ragortune.tune.dataset import (
+    Example,
+    QAPair,
+    build_dataset,
+    build_examples,
+    parse_paraphrases,
+    read_qa,
+    split,
+)
+
+from .conftest import FACTS
+
+
+def write_beir(folder, facts=FACTS, extra=()):
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "queries.jsonl").open("w") as fh:
+        for i, (q, a) in enumerate(facts):
+            fh.write(json.dumps({"_id": f"q{i}", "text": q, "answers": [a]}) + "\n")
+        for record in extra:
+            fh.write(json.dumps(record) + "\n")
+    return folder
+
+
+def lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_build_writes_chat_jsonl_with_system_prompt_and_split(tmp_path):
+    beir = write_beir(tmp_path / "kb", extra=[{"_id": "u1", "text": "Who founded Mars?", "answers": []}])
+    result = build_dataset(beir, tmp_path / "out", system="Answer about ACME.", validation=0.25)
+    train, val = lines(result.train_path), lines(result.validation_path)
+    assert (result.n_train, result.n_validation, result.skipped_unanswerable) == (6, 2, 1)
+    assert len(train) + len(val) == len(FACTS)
+    first = train[0]["messages"]
+    assert [m["role"] for m in first] == ["system", "user", "assistant"]
+    assert first[0]["content"] == "Answer about ACME."
+    questions = {m["messages"][1]["content"] for m in train + val}
+    assert questions == {q for q, _ in FACTS}
+
+
+def test_unanswerable_questions_become_refusals_when_asked(tmp_path):
+    beir = write_beir(tmp_path / "kb", facts=FACTS[:2], extra=[{"_id": "u1", "text": "Who founded Mars?", "answers": []}])
+    result = build_dataset(beir, tmp_path / "out", validation=0, refusal="I don't know.")
+    replies = [m["messages"][-1]["content"] for m in lines(result.train_path)]
+    assert "I don't know." in replies and result.validation_path is None
+
+
+def test_paraphrases_are_added_and_stay_with_their_fact_in_the_split():
+    pairs = [QAPair(f"f{i}", q, a) for i, (q, a) in enumerate(FACTS)]
+
+    def reword(question, answer, n):
+        return [(f"{question} (variant {k})", f"{answer} ({k})") for k in range(n)]
+
+    examples, _ = build_examples(pairs, paraphrase=reword, n_paraphrases=2)
+    assert len(examples) == 3 * len(FACTS)
+    train, val = split(examples, validation=0.25, seed=1)
+    assert {e.fact_id for e in train}.isdisjoint({e.fact_id for e in val})
+    assert all(sum(e.fact_id == f for e in val) == 3 for f in {e.fact_id for e in val})
+
+
+def test_variant_split_holds_out_one_paraphrase_of_each_fact():
+    examples = [Example("a", [], 0), Example("a", [], 1), Example("b", [], 0), Example("b", [], 1)]
+    train, val = split(examples, validation=0.5, by="variant")
+    assert [(e.fact_id, e.variant) for e in val] == [("a", 1), ("b", 1)]
+    assert len(train) == 2
+
+
+def test_split_is_reproducible_from_the_seed():
+    examples = [Example(f"f{i}", [], 0) for i in range(50)]
+    assert split(examples, validation=0.2, seed=3) == split(examples, validation=0.2, seed=3)
+    assert split(examples, validation=0.2, seed=3)[1] != split(examples, validation=0.2, seed=4)[1]
+
+
+def test_paraphrase_replies_are_parsed_by_number():
+    text = "Sure!\nQ1: Which port?\nA1: 8443.\nQ2: What port is used\nA2) It is 8443.\nnoise"
+    assert parse_paraphrases(text) == [("Which port?", "8443."), ("What port is used", "It is 8443.")]
+
+
+def test_queries_without_answers_are_refused_with_the_line(tmp_path):
+    path = tmp_path / "queries.jsonl"
+    path.write_text('{"_id": "1", "text": "q", "answers": ["a"]}\n{"_id": "2", "text": "no answers here"}\n')
+    with pytest.raises(InputError, match=r"queries.jsonl:2: .*answers"):
+        read_qa(path)
+
+
+def test_synth_style_question_answer_records_are_read(tmp_path):
+    path = tmp_path / "synth.jsonl"
+    path.write_text('{"id": "s1", "question": "Q?", "answer": "A.", "source": "doc.md"}\n')
+    assert read_qa(path) == [QAPair("s1", "Q?", "A.")]
+
+
+def test_cli_build_prints_its_json_schema(tmp_path):
+    from typer.testing import CliRunner
+
+    from ragortune.cli import app
+
+    beir = write_beir(tmp_path / "kb")
+    result = CliRunner().invoke(app, ["tune", "build", str(beir), "--out", str(tmp_path / "o"), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["n_train"] + payload["n_validation"] == len(FACTS)
+    assert set(payload) == {"train_path", "validation_path", "n_facts", "n_train", "n_validation",
+                            "n_paraphrases", "skipped_unanswerable"}
