@@ -25,7 +25,7 @@ from ragortune.errors import KnowledgeBaseError
 from ragortune.kb import KnowledgeBase, Manifest, now
 from ragortune.store.lance import TEXT_COLUMN
 
-ProgressCallback = Callable[[int, int, int], None]  # files done, files total, chunks embedded
+ProgressCallback = Callable[[int, int, int], None]  # documents done, total, chunks embedded
 EMBED_SLICE = 256
 
 
@@ -81,7 +81,7 @@ class _Batch:
 
 
 def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCallback | None = None,
-         batch_chunks: int = 4096) -> SyncReport:
+         batch_chunks: int = 1024) -> SyncReport:
     """Bring the KB in line with the files under `paths`; returns what changed."""
     started = time.perf_counter()
     roots = [Path(p).resolve() for p in paths]
@@ -95,26 +95,27 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
         files, skipped = discover(roots)
         report.skipped.extend(skipped)
         seen: set[str] = set()
+        loaded: list[Document] = []
+        for file in files:
+            try:
+                loaded.extend(load_file(file))
+            except (OSError, ValueError) as exc:  # keep what it had: it may be back next time
+                report.skipped.append(Skipped(str(file), str(exc) or type(exc).__name__))
+                seen.update(k for k, d in documents.items() if d["source"] == str(file))
         batch = _Batch()
+        committed = False
 
         def commit(final: bool) -> None:
             _write_batch(kb, writer, batch, documents, known_hashes, report)
             version = writer.finish_write() if final else writer.version()
             kb.save_manifest(Manifest(version, now(), dict(documents)))
 
-        for done, file in enumerate(files, start=1):
-            try:
-                loaded = list(load_file(file))
-            except (OSError, ValueError) as exc:
-                report.skipped.append(Skipped(str(file), str(exc) or type(exc).__name__))
-                seen.update(k for k, d in documents.items() if d["source"] == str(file))
-                continue
-            for doc in loaded:
-                seen.add(doc.key)
-                old = documents.get(doc.key)
-                if old is not None and old["hash"] == doc.content_hash:
-                    report.unchanged += 1
-                    continue
+        for done, doc in enumerate(loaded, start=1):
+            seen.add(doc.key)
+            old = documents.get(doc.key)
+            if old is not None and old["hash"] == doc.content_hash:
+                report.unchanged += 1
+            else:
                 if old is None:
                     report.added += 1
                 else:
@@ -124,16 +125,17 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
                                         kb.settings.chunk_overlap)
                 batch.documents.append((doc, chunks))
                 batch.chunks += len(chunks)
-            if batch.chunks >= batch_chunks:
-                commit(final=False)
-                batch = _Batch()
+                if batch.chunks >= batch_chunks:
+                    commit(final=False)
+                    batch, committed = _Batch(), True
             if on_progress:
-                on_progress(done, len(files), report.chunks_embedded)
+                on_progress(done, len(loaded), report.chunks_embedded)
         for key in [k for k, d in documents.items() if k not in seen and _under(d["source"], roots)]:
             batch.replaced.extend(cid for cid, _ in documents.pop(key)["chunks"])
             report.deleted += 1
-        commit(final=True)
-        writer.cleanup()
+        if committed or batch.documents or batch.replaced:  # an unchanged corpus writes nothing
+            commit(final=True)
+            writer.cleanup()
     report.seconds = time.perf_counter() - started
     return report
 

@@ -25,6 +25,7 @@ from ragortune import __version__
 from ragortune.embed import Embedder, load_embedder
 from ragortune.errors import KnowledgeBaseError
 from ragortune.retrieve import Hit, check_request, search
+from ragortune.store import StoredChunk
 from ragortune.store.lance import LanceStore
 
 SETTINGS_FILE = "kb.json"
@@ -79,6 +80,7 @@ class KnowledgeBase:
         self._embedder = embedder
         self._reader: LanceStore | None = None
         self._reader_version: int | None = None
+        self._manifest_stat: tuple[int, int, int] | None = None
         self.manifest = self.load_manifest()
 
     @property
@@ -108,13 +110,21 @@ class KnowledgeBase:
         return LanceStore(self.path / "store", self.settings.dimension)
 
     def reader(self) -> LanceStore:
-        """The store pinned at the manifest's version; re-pinned when a sync has committed."""
-        self.manifest = self.load_manifest()
+        """The store pinned at the manifest's version; re-pinned when a sync has committed.
+        The manifest is re-read only when its file changed, so searches stay cheap."""
+        stat = (self.path / MANIFEST_FILE).stat()
+        if (stat.st_mtime_ns, stat.st_size, stat.st_ino) != self._manifest_stat:
+            self.manifest = self.load_manifest()
+            self._manifest_stat = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         if self._reader is None or self._reader_version != self.manifest.version:
             self._reader = LanceStore(self.path / "store", self.settings.dimension,
                                       read_version=self.manifest.version or None)
             self._reader_version = self.manifest.version
         return self._reader
+
+    def chunks(self) -> list[StoredChunk]:
+        """Every chunk the KB holds at its last consistent state (score 0)."""
+        return self.reader().all_chunks()
 
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.embed([query])[0]

@@ -23,7 +23,7 @@ def ingest(
     embedder: Optional[str] = typer.Option(None, help="minilm | st:<model> | openai:<model>"),
     chunk_size: Optional[int] = typer.Option(None, help="Tokens per chunk (default 240)."),
     chunk_overlap: Optional[int] = typer.Option(None, help="Tokens shared by neighbours (default 30)."),
-    batch_size: int = typer.Option(4096, help="Chunks per commit; a killed run loses at most one batch."),
+    batch_size: int = typer.Option(1024, help="Chunks per commit; a killed run loses at most one batch."),
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Add, update and delete documents so the KB matches PATHS; only changed text is embedded."""
@@ -40,7 +40,7 @@ def ingest(
                    chunk_size=settings.chunk_size if "chunk_size" in given else None,
                    chunk_overlap=settings.chunk_overlap if "chunk_overlap" in given else None)
     if show_progress(json_output):
-        columns = (TextColumn("ingest"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
+        columns = (TextColumn("ingest"), BarColumn(), TextColumn("{task.completed}/{task.total} documents"),
                    TextColumn("{task.fields[chunks]} chunks embedded"), TimeElapsedColumn(),
                    TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True) as progress:

@@ -149,6 +149,10 @@ class LanceStore:
         indices = [ids[cid] for cid in found.column("chunk_id").to_pylist()]
         return self._rows(indices, found.column("_score").to_pylist())
 
+    def all_chunks(self) -> list[StoredChunk]:
+        meta, _, _ = self._load()
+        return [StoredChunk(**row, score=0.0) for row in meta.to_pylist()]
+
     def similarities(self, vector: np.ndarray, chunk_ids: Sequence[str]) -> np.ndarray:
         _, vectors, ids = self._load()
         rows = [ids[cid] for cid in chunk_ids]
