@@ -20,6 +20,10 @@ step "2. Search (hybrid: dense + BM25 fused)"
 ragortune search "How much does the Pro plan cost?" --kb "$KB" -k 2
 ragortune search "API rate limit requests per minute" --kb "$KB" -k 2 --mode bm25
 
+step "2b. Calibrate the abstention threshold on labelled questions, then answer them (v1)"
+ragortune calibrate --questions examples/demo_kb/questions-v1.jsonl --kb "$KB" --save
+ragortune ask --questions examples/demo_kb/questions-v1.jsonl --kb "$KB"
+
 step "3. Version 2 arrives: 11 files edited, 1 added, 1 deleted (see examples/demo_kb/CHANGES.md)"
 rm -rf "$DOCS" && cp -r examples/demo_kb/v2 "$DOCS"
 ragortune ingest "$DOCS" --kb "$KB" --json > "$WORK/ingest-v2.json"
@@ -36,3 +40,6 @@ PY
 step "4. Search again: the new facts are found, the old ones are gone"
 ragortune search "How much does the Pro plan cost?" --kb "$KB" -k 1
 ragortune search "API rate limit requests per minute" --kb "$KB" -k 1 --mode bm25
+
+step "5. The same questions on v2: answers follow the new facts"
+ragortune ask --questions examples/demo_kb/questions-v2.jsonl --kb "$KB"
