@@ -230,8 +230,9 @@ def supporting_passage(text: str, context: Context) -> tuple[int, ...]:
 
 
 def says_not_in_kb(text: str) -> bool:
-    """The model's own abstention, in the wording the prompt asks for."""
-    return text.strip().lower().rstrip(".").startswith(NOT_IN_KB.lower().rstrip("."))
+    """The model's own abstention, in the wording the prompt asks for, anywhere in a short
+    answer ("The answer is not in the knowledge base." counts too)."""
+    return NOT_IN_KB.lower().rstrip(".") in " ".join(text.lower().split())
 
 
 def needs_llm(context: Context, on_empty: OnEmpty = "abstain") -> bool:
