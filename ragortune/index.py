@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 from ragortune.documents.chunk import Chunk, chunk_document
 from ragortune.documents.loaders import Document, Skipped, discover, load_file
 from ragortune.errors import KnowledgeBaseError
@@ -159,8 +161,6 @@ def _write_batch(kb: KnowledgeBase, writer: Any, batch: _Batch, documents: dict[
     writer.delete(batch.replaced)  # first: an unchanged chunk keeps its id and is re-added
     report.chunks_deleted += len(set(batch.replaced) - {c.chunk_id for c in chunks})
     if chunks:
-        import numpy as np
-
         rows = [{"chunk_id": c.chunk_id, "doc_key": c.doc_key, "doc_id": c.doc_id,
                  "source": c.source, "title": c.title, "heading": c.heading,
                  "position": c.position, "text": c.text, "content_hash": h,

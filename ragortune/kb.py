@@ -178,9 +178,10 @@ def open_kb(path: str | Path = ".ragortune", embedder: Embedder | str | None = N
         raise KnowledgeBaseError(
             f"no knowledge base at {path}: run `ragortune ingest PATH --kb {path}` first")
     loaded = loaded or load_embedder(spec or "minilm")
-    settings = KBSettings(embedder=loaded.name, dimension=loaded.dimension,
-                          chunk_size=chunk_size or 240, chunk_overlap=chunk_overlap if
-                          chunk_overlap is not None else 30, created_at=now())
+    sizes = {name: value for name, value in (("chunk_size", chunk_size),
+                                             ("chunk_overlap", chunk_overlap)) if value is not None}
+    settings = KBSettings(embedder=loaded.name, dimension=loaded.dimension, created_at=now(),
+                          **sizes)
     path.mkdir(parents=True, exist_ok=True)
     kb = KnowledgeBase(path, settings, loaded)
     kb.save_manifest(Manifest(version=kb.writer().version()))
