@@ -4,13 +4,15 @@ Lance commits every write as a new version. Readers pin the version that the KB'
 manifest names, so an ingest in progress (or one killed half-way) is never seen.
 Dense search is an exact numpy scan over the pinned version's vectors, loaded once:
 at KB sizes this tool targets it beats Lance's flat path by an order of magnitude.
+BM25 is a bm25s index saved per version under `bm25/` (see store/bm25.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import warnings
+import shutil
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from ragortune.store import COLUMNS, StoredChunk
+from ragortune.store.bm25 import TextIndex
 
 os.environ.setdefault("LANCE_LOG", "error")
 os.environ.setdefault("LANCEDB_LOG", "error")
@@ -26,6 +29,8 @@ logging.getLogger("lancedb").setLevel(logging.ERROR)
 
 TABLE = "chunks"
 TEXT_COLUMN = "search_text"
+BM25_FOLDER = "bm25"
+KEEP_OLD_SECONDS = 3600
 
 
 def _schema(dimension: int) -> pa.Schema:
@@ -51,6 +56,7 @@ class LanceStore:
         if read_version is not None:
             self.table.checkout(read_version)
         self._snapshot: tuple[pa.Table, np.ndarray, dict[str, int]] | None = None
+        self._text_index: TextIndex | None = None
 
     # -- writing -----------------------------------------------------------------------
     def version(self) -> int:
@@ -91,18 +97,20 @@ class LanceStore:
         return found
 
     def finish_write(self) -> int:
-        """Compact and rebuild the BM25 index; returns the version readers should pin."""
+        """Compact and build the BM25 index of the new version; returns the version to pin."""
         if self.table.count_rows() > 0:
             self.table.optimize()
-            with warnings.catch_warnings():  # the replacement API takes no FTS options yet
-                warnings.simplefilter("ignore")
-                self.table.create_fts_index(TEXT_COLUMN, replace=True, stem=True,
-                                            remove_stop_words=True, with_position=False)
-        return self.version()
+        version = self.version()
+        self._build_text_index().save(self._text_index_folder(version))
+        return version
 
     def cleanup(self) -> None:
         """Drop versions older than an hour; called only after the manifest moved on."""
-        self.table.optimize(cleanup_older_than=timedelta(hours=1))
+        self.table.optimize(cleanup_older_than=timedelta(seconds=KEEP_OLD_SECONDS))
+        folders = sorted(self._text_index_folder(0).parent.glob("v*"), key=_version_of)
+        for folder in folders[:-1]:
+            if time.time() - folder.stat().st_mtime > KEEP_OLD_SECONDS:
+                shutil.rmtree(folder, ignore_errors=True)
 
     # -- reading -----------------------------------------------------------------------
     def at_version(self, version: int) -> LanceStore:
@@ -136,18 +144,23 @@ class LanceStore:
         return self._rows(top, scores[top])
 
     def text_search(self, query: str, k: int) -> list[StoredChunk]:
-        if not query.strip() or self.count() == 0 or k <= 0:
+        if not query.strip() or k <= 0:
             return []
+        if self._text_index is None:
+            version = self.read_version if self.read_version is not None else self.version()
+            self._text_index = (TextIndex.load(self._text_index_folder(version))
+                                or self._build_text_index())
         _, _, ids = self._load()
-        try:
-            found = (self.table.search(query, query_type="fts", fts_columns=TEXT_COLUMN)
-                     .select(["chunk_id", "_score"]).limit(k).to_arrow())
-        except (ValueError, RuntimeError) as exc:
-            if "index" in str(exc).lower():  # a KB with no text index yet: no BM25 hits
-                return []
-            raise
-        indices = [ids[cid] for cid in found.column("chunk_id").to_pylist()]
-        return self._rows(indices, found.column("_score").to_pylist())
+        found = self._text_index.search(query, k)
+        return self._rows([ids[cid] for cid, _ in found], [score for _, score in found])
+
+    def _text_index_folder(self, version: int) -> Path:
+        return self.folder / BM25_FOLDER / f"v{version}"
+
+    def _build_text_index(self) -> TextIndex:
+        data = self.table.to_arrow().select(["chunk_id", TEXT_COLUMN])
+        return TextIndex.build(data.column("chunk_id").to_pylist(),
+                               data.column(TEXT_COLUMN).to_pylist())
 
     def all_chunks(self) -> list[StoredChunk]:
         meta, _, _ = self._load()
@@ -160,6 +173,10 @@ class LanceStore:
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file())
+
+
+def _version_of(folder: Path) -> int:
+    return int(folder.name[1:]) if folder.name[1:].isdigit() else -1
 
 
 def _matrix(column: pa.ChunkedArray, dimension: int) -> np.ndarray:
