@@ -39,7 +39,7 @@ class Embedder(Protocol):
 class LocalEmbedder:
     """A sentence-transformers model on the CPU (or GPU when present)."""
 
-    def __init__(self, name: str, model_path: str, batch_size: int = 64):
+    def __init__(self, name: str, model_path: str, batch_size: int | None = None):
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import logging
 
@@ -59,16 +59,26 @@ class LocalEmbedder:
         self.name = name
         self.dimension = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length) - 2
-        self.batch_size = batch_size
+        # Small batches keep a CPU's caches warm (16 measured ~8 % faster than 64 for
+        # MiniLM on 2 cores); an accelerator wants large ones.
+        self.batch_size = batch_size or (16 if self.model.device.type == "cpu" else 64)
         self.model.tokenizer.model_max_length = 1_000_000  # counting long texts is fine
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(list(texts), batch_size=self.batch_size,
-                                    normalize_embeddings=True, convert_to_numpy=True,
-                                    show_progress_bar=False)
-        return vectors.astype(np.float32, copy=False)
+        """Batches group texts of near-equal token length, longest first, so padding costs
+        almost nothing (`encode` alone sorts by characters, a rougher guess); vectors come
+        back in the order of `texts`."""
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if len(texts) <= self.batch_size:
+            order = np.arange(len(texts))
+        else:
+            order = np.argsort([-n for n in self.count_tokens(texts)], kind="stable")
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            vectors[rows] = self.model.encode([texts[i] for i in rows], batch_size=len(rows),
+                                              normalize_embeddings=True, convert_to_numpy=True,
+                                              show_progress_bar=False)
+        return vectors
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:

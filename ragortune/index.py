@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import fcntl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +28,6 @@ from ragortune.kb import KnowledgeBase, Manifest, now
 from ragortune.store.lance import TEXT_COLUMN
 
 ProgressCallback = Callable[[int, int, int], None]  # documents done, total, chunks embedded
-EMBED_SLICE = 256
 
 
 @dataclass
@@ -151,12 +150,10 @@ def _write_batch(kb: KnowledgeBase, writer: Any, batch: _Batch, documents: dict[
     vectors = writer.vectors_by_hash(reusable) if reusable else {}
     missing = {h: chunk.embed_text for h, chunk in zip(hashes, chunks) if h not in vectors}
     texts = list(missing.values())
-    for start in range(0, len(texts), EMBED_SLICE):
-        piece = texts[start:start + EMBED_SLICE]
-        embedded = kb.embedder.embed(piece)
-        vectors.update(zip(list(missing)[start:start + EMBED_SLICE], embedded))
-        report.chunks_embedded += len(piece)
-        report.embedding_tokens += sum(kb.embedder.count_tokens(piece))
+    if texts:  # one call: the embedder batches the whole set by length
+        vectors.update(zip(missing, kb.embedder.embed(texts)))
+        report.chunks_embedded += len(texts)
+        report.embedding_tokens += sum(kb.embedder.count_tokens(texts))
     report.chunks_reused += len(chunks) - len(texts)
     writer.delete(batch.replaced)  # first: an unchanged chunk keeps its id and is re-added
     report.chunks_deleted += len(set(batch.replaced) - {c.chunk_id for c in chunks})

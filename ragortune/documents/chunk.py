@@ -130,9 +130,10 @@ def chunk_document(doc: Document, count: TokenCounter, size: int = 240, overlap:
     chunks: list[Chunk] = []
     for heading, body in sections(doc):
         context = chunk_context(doc.title, heading)
-        budget = max(size - (count([context])[0] + 1 if context else 0), size // 2)
         units = _units(body)
-        lengths = count([text for text, _ in units])
+        lengths = count([context] + [text for text, _ in units])  # one tokenizer call
+        context_tokens = lengths.pop(0)
+        budget = max(size - (context_tokens + 1 if context else 0), size // 2)
         pieces: list[tuple[str, int, bool]] = []
         for (text, ends_paragraph), length in zip(units, lengths):
             if length > budget:
