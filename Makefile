@@ -31,5 +31,11 @@ demo: setup
 test: setup-test
 	$(PY) -m pytest -q
 
+# Benchmarks print their figures; the SciFact ones need ../shared/datasets/scifact.
+bench: setup-test
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/retrieval.py
+	$(PY) bench/ingest.py
+
 clean:
 	rm -rf $(VENV) demo-work
