@@ -55,7 +55,7 @@ class LanceStore:
         self.read_version = read_version
         if read_version is not None:
             self.table.checkout(read_version)
-        self._snapshot: tuple[pa.Table, np.ndarray, dict[str, int]] | None = None
+        self._snapshot: tuple[dict[str, list], np.ndarray, dict[str, int]] | None = None
         self._text_index: TextIndex | None = None
 
     # -- writing -----------------------------------------------------------------------
@@ -119,19 +119,21 @@ class LanceStore:
     def count(self) -> int:
         return int(self.table.count_rows())
 
-    def _load(self) -> tuple[pa.Table, np.ndarray, dict[str, int]]:
+    def _load(self) -> tuple[dict[str, list], np.ndarray, dict[str, int]]:
+        """Columns as Python lists (building result rows from them is 5x faster than from
+        Arrow), the vectors as one matrix, and each chunk id's row."""
         if self._snapshot is None:
             data = self.table.to_arrow()
             vectors = _matrix(data.column("vector"), self.dimension)
-            meta = data.select(list(COLUMNS))
-            ids = {cid: i for i, cid in enumerate(meta.column("chunk_id").to_pylist())}
-            self._snapshot = (meta, vectors, ids)
+            columns = {name: data.column(name).to_pylist() for name in COLUMNS}
+            ids = {cid: i for i, cid in enumerate(columns["chunk_id"])}
+            self._snapshot = (columns, vectors, ids)
         return self._snapshot
 
     def _rows(self, indices: Sequence[int], scores: Sequence[float]) -> list[StoredChunk]:
-        meta, _, _ = self._load()
-        picked = meta.take(pa.array(list(indices), type=pa.int64())).to_pylist()
-        return [StoredChunk(**row, score=float(score)) for row, score in zip(picked, scores)]
+        columns, _, _ = self._load()
+        return [StoredChunk(**{name: values[i] for name, values in columns.items()},
+                            score=float(score)) for i, score in zip(indices, scores)]
 
     def dense_search(self, vector: np.ndarray, k: int) -> list[StoredChunk]:
         _, vectors, _ = self._load()
@@ -163,8 +165,8 @@ class LanceStore:
                                data.column(TEXT_COLUMN).to_pylist())
 
     def all_chunks(self) -> list[StoredChunk]:
-        meta, _, _ = self._load()
-        return [StoredChunk(**row, score=0.0) for row in meta.to_pylist()]
+        _, vectors, _ = self._load()
+        return self._rows(range(len(vectors)), [0.0] * len(vectors))
 
     def similarities(self, vector: np.ndarray, chunk_ids: Sequence[str]) -> np.ndarray:
         _, vectors, ids = self._load()
