@@ -12,7 +12,6 @@ from rich.table import Table
 
 from ragortune.cli.app import JSON_OPTION, app, console, emit_json
 from ragortune.cli.eval import (
-    DATASET_OPTION,
     OUT_OPTION,
     WORK_OPTION,
     _progress,
@@ -25,7 +24,7 @@ ARMS_OPTION = typer.Option("base,rag", "--arms", help="Comma-separated: base, ra
 LLM_OPTION = typer.Option(None, "--llm", help="smollm2 | hf:<id or path> | llamacpp[:<gguf>] | "
                           "openai:<model> [default: smollm2].")
 ADAPTER_OPTION = typer.Option(None, "--adapter", help="LoRA adapter folder for ft and hybrid.")
-K_OPTION = typer.Option(None, "-k", help="Chunks given as context [default: 5].")
+K_OPTION = typer.Option(None, "-k", help="Chunks given as context [default: 3, as `ask`].")
 MODE_OPTION = typer.Option(None, "--mode", help="dense | bm25 | hybrid [default: hybrid].")
 MIN_SCORE_OPTION = typer.Option(None, "--min-score", help="Abstain without calling the model "
                                 "when no chunk reaches this similarity [default: the KB's].")
@@ -36,16 +35,37 @@ EMBEDDER_OPTION = typer.Option(None, "--embedder", help="minilm | st:<model> | o
 
 def _settings(llm: str | None, k: int | None, mode: str | None, embedder: str | None) -> Any:
     from ragortune.config import load_settings
+    from ragortune.rag import CONTEXT_K
 
-    return load_settings({"llm": llm, "k": k, "mode": mode, "embedder": embedder})
+    settings = load_settings({"llm": llm, "k": k, "mode": mode, "embedder": embedder})
+    if "k" not in settings.model_fields_set:
+        settings.k = CONTEXT_K  # the arms answer as `ragortune ask` does
+    return settings
+
+
+def _loader(llm: str) -> Any:
+    from ragortune.generate import load_llm
+
+    return lambda adapter: load_llm(llm, adapter=adapter)
 
 
 def _arms(spec: str, llm: str, adapter: Path | None) -> list[Any]:
     from ragortune.evaluate.answers import make_arms, parse_arms
-    from ragortune.generate import load_llm
 
-    return make_arms(parse_arms(spec), lambda a: load_llm(llm, adapter=a),
-                     str(adapter) if adapter else None)
+    return make_arms(parse_arms(spec), _loader(llm), str(adapter) if adapter else None)
+
+
+def _train_progress(progress: Any) -> Any:
+    if progress is None:
+        return None
+    task = progress.add_task("retrain", total=None)
+
+    def update(p: Any) -> None:
+        progress.update(task, completed=p.step, total=p.total_steps,
+                        description=f"retrain (loss {p.loss:.3f})" if p.loss is not None
+                        else "retrain")
+
+    return update
 
 
 def _answer_progress(progress: Any) -> Any:
@@ -81,7 +101,12 @@ def _arm_table(title: str, summary: dict[str, dict[str, Any]], extra: dict[str, 
 
 @eval_app.command("answers")
 def answers_command(
-    dataset: Path = DATASET_OPTION,
+    dataset: Path | None = typer.Option(None, "--dataset", help="BEIR folder: corpus.jsonl, "
+                                        "queries.jsonl, qrels/<split>.tsv (or give --questions "
+                                        "and --kb)."),
+    questions_file: Path | None = typer.Option(None, "--questions", help="Questions JSONL "
+                                               "(_id, text, answers) asked against the existing "
+                                               "--kb as it is (e.g. one built with `ingest`)."),
     arms: str = ARMS_OPTION,
     split: str = typer.Option("test", help="qrels/<split>.tsv, used for citation support "
                               "when present."),
@@ -92,46 +117,67 @@ def answers_command(
     min_score: float | None = MIN_SCORE_OPTION,
     max_tokens: int = MAX_TOKENS_OPTION,
     limit: int | None = LIMIT_OPTION,
-    kb: Path | None = typer.Option(None, "--kb", help="KB folder [default: cached in WORK]."),
+    kb: Path | None = typer.Option(None, "--kb", help="KB folder [default: cached in WORK]; "
+                                   "with --questions, the KB to answer from."),
     work: Path = WORK_OPTION,
     out: Path | None = OUT_OPTION,
     embedder: str | None = EMBEDDER_OPTION,
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Answer every labelled question with each arm: accuracy, abstention, citations, cost."""
+    from ragortune.errors import InputError
     from ragortune.evaluate.answers import labelled_questions, run_arms, summarise
-    from ragortune.evaluate.datasets import load_dataset
+    from ragortune.evaluate.datasets import load_dataset, load_questions
     from ragortune.evaluate.evidence import dataset_info, now, update_evidence, write_csv
     from ragortune.evaluate.retrieval import index_dataset
 
+    if (dataset is None) == (questions_file is None):
+        raise InputError("give either --dataset DIR (a BEIR folder) or --questions FILE with "
+                         "--kb DIR (an existing knowledge base)")
     started_at, started = now(), time.perf_counter()
     settings = _settings(llm, k, mode, embedder)
-    has_qrels = (dataset / "qrels" / f"{split}.tsv").is_file()
-    data = load_dataset(dataset, split=split if has_qrels else None)
-    questions = labelled_questions(list(data.queries.values()))[:limit]
+    data = None
+    if dataset is not None:
+        has_qrels = (dataset / "qrels" / f"{split}.tsv").is_file()
+        data = load_dataset(dataset, split=split if has_qrels else None)
+        queries = list(data.queries.values())
+    else:
+        assert questions_file is not None
+        queries = load_questions(questions_file)
+    questions = labelled_questions(queries)[:limit]
     chosen = _arms(arms, settings.llm, adapter)
     config = {key: getattr(settings, key) for key in ("embedder", "chunk_size", "chunk_overlap")}
     base = None
     report = None
     if any(arm.retrieval for arm in chosen):
-        base = open_eval_kb(kb, work, data, config, settings.model_fields_set)
-        report = index_dataset(base, data)
+        if data is not None:
+            base = open_eval_kb(kb, work, data, config, settings.model_fields_set)
+            report = index_dataset(base, data)
+        else:
+            base = _existing_kb(kb)
+    if base is not None:  # the KB decides how it is chunked and embedded
+        config = {key: getattr(base.settings, key)
+                  for key in ("embedder", "chunk_size", "chunk_overlap")}
     with _progress(json_output) as progress:
         rows = run_arms(chosen, questions, base, k=settings.k, mode=settings.mode,
-                        min_score=min_score, max_tokens=max_tokens, qrels=data.qrels,
+                        min_score=min_score, max_tokens=max_tokens,
+                        qrels=data.qrels if data is not None else None,
                         on_progress=_answer_progress(progress))
     summary = summarise(rows)
     for arm in chosen:
         summary[arm.name]["model"] = {"llm": settings.llm, "adapter": arm.adapter}
-    info = dataset_info(data)
+    info = dataset_info(data) if data is not None else _questions_info(questions_file, queries,
+                                                                        base)
     out_dir = out if out is not None else work / info["name"]
     files = {"answers_csv": str(write_csv(out_dir / "answers.csv", [r.row() for r in rows]))}
     run = {
         "started_at": started_at,
         "settings": {"arms": [a.name for a in chosen], "llm": settings.llm,
                      "adapter": str(adapter) if adapter else None, "k": settings.k,
-                     "mode": settings.mode, "min_score": min_score, "max_tokens": max_tokens,
-                     "limit": limit, **config},
+                     "mode": settings.mode,
+                     "min_score": min_score if min_score is not None or base is None
+                     else base.settings.min_score,
+                     "max_tokens": max_tokens, "limit": limit, **config},
         "index": report.to_json() if report else None,
         "kb": base.status() if base else None,
         "timings_s": {"total": round(time.perf_counter() - started, 3)},
@@ -149,6 +195,35 @@ def answers_command(
         console.print(f"{name.replace('_', ' ')}: {path}", highlight=False)
 
 
+def _existing_kb(kb: Path | None) -> Any:
+    from ragortune.errors import InputError
+    from ragortune.kb import SETTINGS_FILE, open_kb
+
+    if kb is None or not (kb / SETTINGS_FILE).is_file():
+        raise InputError(f"--kb {kb}: no knowledge base there; --questions answers from an "
+                         "existing KB: build one with `ragortune ingest DOCS --kb DIR`")
+    return open_kb(kb)
+
+
+def _questions_info(path: Path | None, queries: list[Any], kb: Any) -> dict[str, Any]:
+    """What `dataset_info` says of a BEIR folder, for a questions file asked of a KB: the
+    KB's documents (source and content hash) stand for the corpus."""
+    import hashlib
+    import json
+
+    from ragortune.evaluate.evidence import file_sha256
+
+    assert path is not None
+    files = {"queries": file_sha256(path)}
+    if kb is not None:
+        docs = sorted((d["source"], d["hash"]) for d in kb.manifest.documents.values())
+        files["corpus"] = hashlib.sha256(json.dumps(docs).encode()).hexdigest()
+    return {"name": path.stem, "path": str(path.resolve()), "split": None, "files": files,
+            "kb": str(kb.path) if kb is not None else None,
+            "documents": len(kb.manifest.documents) if kb is not None else None,
+            "queries": len(queries), "judged_queries": 0}
+
+
 @eval_app.command("update")
 def update_command(
     v1: Path = typer.Option(..., "--v1", help="Documents before the update (a folder, or a "
@@ -161,6 +236,10 @@ def update_command(
     arms: str = ARMS_OPTION,
     llm: str | None = LLM_OPTION,
     adapter: Path | None = ADAPTER_OPTION,
+    retrain: bool = typer.Option(False, "--retrain", help="After syncing v2, retrain the "
+                                 "fine-tuned arms on the v2 questions (tune build + train with "
+                                 "the --adapter's settings) and measure it; without it they "
+                                 "answer v2 with the v1 adapter."),
     k: int | None = K_OPTION,
     mode: str | None = MODE_OPTION,
     min_score: float | None = MIN_SCORE_OPTION,
@@ -175,16 +254,23 @@ def update_command(
 ) -> None:
     """Answer on v1, sync v2 incrementally, answer again: new facts, stale answers, cost."""
     from ragortune.errors import InputError
-    from ragortune.evaluate.answers import labelled_questions
+    from ragortune.evaluate.answers import labelled_questions, parse_arms
     from ragortune.evaluate.datasets import load_questions
     from ragortune.evaluate.evidence import file_sha256, now, update_evidence, write_csv
-    from ragortune.evaluate.update import run_update
+    from ragortune.evaluate.update import retrainer, run_update
     from ragortune.kb import open_kb
 
     for folder in (v1, v2):
         if not folder.is_dir():
             raise InputError(f"{folder}: folder not found; --v1 and --v2 take document folders")
-    started_at = now()
+    if retrain and not {"ft", "hybrid"} & set(parse_arms(arms)):
+        raise InputError("--retrain retrains the fine-tuned arms: add ft or hybrid to --arms "
+                         "(and give their --adapter)")
+    if retrain and adapter is not None:
+        from ragortune.tune.retrain import adapter_recipe
+
+        adapter_recipe(adapter)  # fails now, not after answering v1, if it cannot be redone
+    started_at, started = now(), time.perf_counter()
     settings = _settings(llm, k, mode, embedder)
     q1 = labelled_questions(load_questions(questions_v1))[:limit]
     q2 = labelled_questions(load_questions(questions_v2))[:limit]
@@ -195,13 +281,16 @@ def update_command(
     base = open_kb(root / "kb", create=True, embedder=settings.embedder,
                    chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
     with _progress(json_output) as progress:
-        result = run_update(base, root / "docs", v1, v2, q1, q2, chosen, k=settings.k,
-                            mode=settings.mode, min_score=min_score, max_tokens=max_tokens,
-                            on_progress=_answer_progress(progress))
+        result = run_update(
+            base, root / "docs", v1, v2, q1, q2, chosen, k=settings.k, mode=settings.mode,
+            min_score=min_score, max_tokens=max_tokens,
+            retrain=retrainer(questions_v2, root / "retrain", _train_progress(progress))
+            if retrain else None,
+            load=_loader(settings.llm), on_progress=_answer_progress(progress))
     per_arm = result.per_arm(chosen, q2)
     out_dir = out if out is not None else root
     rows = ([{"version": "v1", **r.row()} for r in result.before]
-            + [{"version": "v2", **r.row()} for r in result.after])
+            + [{"version": "v2", **r.row()} for r in result.not_retrained + result.after])
     files = {"answers_csv": str(write_csv(out_dir / "update-answers.csv", rows))}
     update = {
         "started_at": started_at,
@@ -209,18 +298,21 @@ def update_command(
                  "questions_v1": {"path": str(questions_v1), "sha256": file_sha256(questions_v1)},
                  "questions_v2": {"path": str(questions_v2), "sha256": file_sha256(questions_v2)}},
         "settings": {"arms": [a.name for a in chosen], "llm": settings.llm,
-                     "adapter": str(adapter) if adapter else None, "k": settings.k,
-                     "mode": settings.mode, "min_score": min_score, "max_tokens": max_tokens,
-                     "embedder": settings.embedder, "chunk_size": settings.chunk_size,
-                     "chunk_overlap": settings.chunk_overlap, "limit": limit},
+                     "adapter": str(adapter) if adapter else None, "retrain": retrain,
+                     "k": settings.k, "mode": settings.mode, "min_score": min_score,
+                     "max_tokens": max_tokens, "embedder": settings.embedder,
+                     "chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap,
+                     "limit": limit},
         "new_facts": len(result.changed),
         "index_v1": result.index_v1.to_json(),
         "index_v2": result.index_v2.to_json(),
+        "retraining": result.retraining.cost if result.retraining else None,
         "arms": per_arm,
+        "summary": result.summaries(),
+        "timings_s": {"total": round(time.perf_counter() - started, 3)},
         "files": files,
     }
-    stale = {arm: {"stale_rate": v["stale_rate"], "new_fact_accuracy": v["new_fact_accuracy"]}
-             for arm, v in per_arm.items()}
+    stale = _evidence_arms(per_arm)
     files["evidence"] = str(update_evidence(out_dir, {"update": update, "arms": stale},
                                             "update"))
     if json_output:
@@ -229,25 +321,62 @@ def update_command(
     _print_update(update)
 
 
+def _evidence_arms(per_arm: dict[str, Any]) -> dict[str, Any]:
+    """Stale rate and new-fact accuracy per arm for evidence.json. A retrained arm's
+    `stale_rate` is the one before its retraining (`ft@v1`): what users get between a
+    knowledge update and the next training run, which is what the decision weighs; the
+    retrained figures and the measured cost go under `retrained`."""
+    from ragortune.evaluate.update import NOT_RETRAINED
+
+    out = {}
+    for arm, v in per_arm.items():
+        if arm.endswith(NOT_RETRAINED):
+            continue
+        entry = {"stale_rate": v["stale_rate"], "new_fact_accuracy": v["new_fact_accuracy"]}
+        old = per_arm.get(arm + NOT_RETRAINED)
+        if old is not None:
+            cost = v["update_cost"].get("retrain", v["update_cost"])
+            entry = {"stale_rate": old["stale_rate"],
+                     "new_fact_accuracy": old["new_fact_accuracy"],
+                     "retrained": {**entry, **{k: cost.get(k) for k in
+                                               ("seconds", "cpu_seconds", "tokens")}}}
+        out[arm] = entry
+    return out
+
+
 def _print_update(update: dict[str, Any]) -> None:
     idx = update["index_v2"]
-    console.print(f"v2 applied by incremental sync: {idx['documents']['updated']} updated, "
-                  f"{idx['documents']['added']} added, {idx['documents']['deleted']} deleted, "
-                  f"{idx['documents']['unchanged']} unchanged; {idx['chunks_embedded']} chunks "
-                  f"({idx['embedding_tokens']:,} tokens) embedded in {idx['seconds']:.1f} s",
-                  highlight=False)
+    for version in ("v1", "v2"):
+        summary = update["summary"][version]
+        n = next(iter(summary.values()))["questions"] if summary else 0
+        _arm_table(f"{version}: {n} labelled questions", summary)
     table = Table(title=f"knowledge update: {update['new_facts']} new facts")
     for column in ("arm", "accuracy v1", "accuracy v2", "new facts", "stale", "update cost"):
         table.add_column(column, justify="left" if column in ("arm", "update cost") else "right")
     for arm, v in update["arms"].items():
         cost = v["update_cost"]
         seconds = cost.get("seconds")
-        what = {"reindex": "re-index", "retrain": "retrain (est.)", "none": "cannot update",
-                "reindex+retrain": "re-index + retrain (est.)"}[cost["kind"]]
+        what = {"reindex": "re-index", "retrain": "retrain", "none": "cannot update",
+                "reindex+retrain": "re-index + retrain"}[cost["kind"]]
+        if arm.endswith("@v1"):  # a fine-tuned arm on its v1 adapter, before the retraining
+            what = "re-index only" if cost["kind"] == "reindex" else "not retrained"
+        if cost["estimated"]:
+            what += " (est.)"
         table.add_row(arm, *("-" if v[key] is None else f"{v[key]:.3f}" for key in
                              ("accuracy_v1", "accuracy_v2", "new_fact_accuracy", "stale_rate")),
                       f"{what}" + (f", {seconds:.1f} s" if seconds else ""))
     console.print(table)
+    console.print(f"re-index (v2 by incremental sync): {idx['documents']['updated']} updated, "
+                  f"{idx['documents']['added']} added, {idx['documents']['deleted']} deleted, "
+                  f"{idx['documents']['unchanged']} unchanged; {idx['chunks_embedded']} chunks "
+                  f"({idx['embedding_tokens']:,} embedding tokens) in {idx['seconds']:.1f} s",
+                  highlight=False)
+    r = update["retraining"]
+    if r is not None:
+        console.print(f"retrain (tune build + train on the v2 questions): {r['examples']} "
+                      f"examples, {r['steps']} steps, {r['tokens']:,} training tokens in "
+                      f"{r['seconds']:.1f} s ({r['cpu_seconds']:.0f} CPU s); adapter: "
+                      f"{r['adapter']}", highlight=False)
     for name, path in update["files"].items():
         console.print(f"{name.replace('_', ' ')}: {path}", highlight=False)
 

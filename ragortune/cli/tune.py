@@ -70,6 +70,7 @@ def build_command(
     result = build_dataset(
         source, out, system=system, refusal=refusal, validation=validation, split_by=split_by,
         seed=seed, paraphrase=paraphrase, n_paraphrases=paraphrases,
+        paraphraser={"llm": paraphrase_llm, "base_url": paraphrase_base_url, "api_key_env": api_key_env},
     )
     payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
     if json_output:
@@ -177,6 +178,7 @@ def train_command(
     lora_r: int = typer.Option(16, "--lora-r", help="LoRA rank."),
     lora_alpha: int = typer.Option(32, "--lora-alpha"),
     targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj", "--targets", help="Comma-separated module names that get adapters."),
+    top_layers: int | None = typer.Option(None, "--top-layers", help="Adapt only the last N decoder layers (faster steps: the backward pass stops there) [default: all]."),
     lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (cosine schedule, warm-up)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Examples per optimiser step."),
     grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per step (less memory, same result)."),
@@ -205,7 +207,8 @@ def train_command(
         data=str(data), validation=None if no_validation or validation is None else str(validation),
         base=base, out=str(out), epochs=epochs, batch_size=batch_size, grad_accum=grad_accum,
         max_seq_len=max_seq_len, lr=lr, lora_r=lora_r, lora_alpha=lora_alpha,
-        target_modules=tuple(t.strip() for t in targets.split(",") if t.strip()), seed=seed,
+        target_modules=tuple(t.strip() for t in targets.split(",") if t.strip()),
+        top_layers=top_layers, seed=seed,
         device=device, precision=precision, qlora=qlora, compile=compile_model,
         gradient_checkpointing=gradient_checkpointing, checkpoint_every=checkpoint_every,
         eval_every=eval_every, max_steps=max_steps, resume=not no_resume, merge=merge,

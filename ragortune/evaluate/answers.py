@@ -3,6 +3,8 @@
 An arm is a model with or without retrieval. `base` is the model alone, `rag` the same model
 over the KB; `ft` and `hybrid` are the same two with a LoRA adapter. The table `ARM_KINDS`
 is all that distinguishes them, so a new arm is a new row, not a change to the runner.
+Closed-book arms (base, ft) are asked with `CLOSED_BOOK_SYSTEM` as the system prompt: build
+fine-tuning data with the same `--system` and the ft arm is asked the way it was taught.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ragortune.kb import KnowledgeBase
 ARM_KINDS: dict[str, tuple[bool, bool]] = {
     "base": (False, False), "rag": (True, False), "ft": (False, True), "hybrid": (True, True),
 }
-BASE_PROMPT = "Answer in one short sentence. If you do not know, reply: I don't know."
+CLOSED_BOOK_SYSTEM = "Answer in one short sentence. If you do not know, reply: I don't know."
 
 AnswerProgress = Callable[[str, int, int], None]  # arm, questions done, questions total
 
@@ -104,8 +106,11 @@ def labelled_questions(queries: Sequence[Query]) -> list[Query]:
     return labelled
 
 
-def base_messages(question: str) -> list[Message]:
-    return [{"role": "user", "content": f"{question.strip()}\n{BASE_PROMPT}"}]
+def closed_book_messages(question: str) -> list[Message]:
+    """The prompt of the arms without retrieval: the instruction as system prompt (what
+    `tune build --system` puts in training data), the bare question as the user turn."""
+    return [{"role": "system", "content": CLOSED_BOOK_SYSTEM},
+            {"role": "user", "content": question.strip()}]
 
 
 def answer_one(arm: Arm, query: Query, kb: KnowledgeBase | None, *, k: int, mode: str,
@@ -127,7 +132,9 @@ def answer_one(arm: Arm, query: Query, kb: KnowledgeBase | None, *, k: int, mode
         if arm.llm is None:
             raise InputError(f"arm '{arm.name}' needs a model: pass --llm")
         started = time.perf_counter()
-        completion = arm.llm.complete(base_messages(query.text), max_tokens=max_tokens)
+        # one sentence, as the RAG arms: the same stop keeps the comparison fair and fast
+        completion = arm.llm.complete(closed_book_messages(query.text), max_tokens=max_tokens,
+                                      stop=list(rag.STOP))
         latency = (time.perf_counter() - started) * 1000
         text, gated = completion.text, False
         tokens = (0, completion.prompt_tokens, completion.completion_tokens)

@@ -3,23 +3,27 @@
 The documents are staged in one working folder, so v2 replaces v1 at the same paths and the
 sync sees edits, additions and deletions as a user's KB would. Per arm it reports accuracy
 on the new facts, the stale-answer rate (answers that still give the v1 value) and what the
-update cost: the re-index for retrieval arms, the retraining for fine-tuned ones (taken from
-the adapter's own training record, `ragortune_train.json`), nothing for the base model,
-which cannot learn the change at all.
+update cost: the re-index for retrieval arms; for fine-tuned ones the retraining, measured
+when the caller retrains (`retrain`: the v2 answers then come from the new adapter), else
+estimated from the adapter's own training record (`ragortune_train.json`) while the arm
+answers v2 with its v1 adapter; nothing for the base model, which cannot learn the change.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ragortune.errors import InputError
 from ragortune.evaluate.answer_metrics import matches_gold, normalize_answer
 from ragortune.evaluate.answers import AnswerProgress, Arm, ArmAnswer, run_arms, summarise
 from ragortune.evaluate.datasets import Query
+from ragortune.generate.llm import LLM
 from ragortune.index import SyncReport, sync
 from ragortune.kb import KnowledgeBase
 
@@ -60,6 +64,17 @@ def is_stale(answer: ArmAnswer, v1_answers: Sequence[str], v2_answers: Sequence[
             and not matches_gold(answer.answer, v2_answers))
 
 
+@dataclass(frozen=True)
+class Retraining:
+    """A fine-tuned arm brought up to v2: the new adapter and its measured cost."""
+
+    adapter: str
+    cost: dict[str, Any]  # kind "retrain", estimated False: seconds, cpu_seconds, tokens, ...
+
+
+Retrainer = Callable[[str], Retraining]  # v1 adapter folder -> the adapter trained on v2
+
+
 def retraining_cost(adapter: str | None) -> dict[str, Any]:
     """The retraining a fine-tuned arm needs, estimated by its adapter's last training run.
 
@@ -70,66 +85,165 @@ def retraining_cost(adapter: str | None) -> dict[str, Any]:
                 "note": f"no {TRAIN_RECORD} beside the adapter to estimate from"}
     data = json.loads(record.read_text(encoding="utf-8"))
     return {"kind": "retrain", "estimated": True, "seconds": data.get("train_seconds"),
-            "tokens": data.get("tokens"), "examples": data.get("examples"),
-            "device": data.get("device"),
-            "note": "one training run like the adapter's last one (its ragortune_train.json)"}
+            "cpu_seconds": data.get("cpu_seconds"), "tokens": data.get("tokens"),
+            "examples": data.get("examples"), "device": data.get("device"),
+            "note": "the training steps of one run like the adapter's last one (its "
+                    "ragortune_train.json); measure the whole retraining with --retrain"}
+
+
+def retrainer(questions_v2: Path, out: Path,
+              on_progress: Callable[[Any], None] | None = None) -> Retrainer:
+    """A `Retrainer` that repeats the adapter's `tune build` + `tune train` on the v2
+    questions (new adapter in `out/adapter`) and reports what the whole of it cost."""
+    def run(adapter: str) -> Retraining:
+        from ragortune.tune.retrain import retrain
+
+        done = retrain(adapter, questions_v2, out, on_progress=on_progress)
+        t = done.train
+        return Retraining(done.adapter, {
+            "kind": "retrain", "estimated": False, "seconds": done.seconds,
+            "cpu_seconds": done.cpu_seconds, "tokens": t.tokens, "target_tokens": t.target_tokens,
+            "build_seconds": done.build_seconds, "train_seconds": t.train_seconds,
+            "train_cpu_seconds": t.cpu_seconds, "tokens_per_s": t.tokens_per_s,
+            "steps": t.steps, "epochs": t.epochs, "examples": t.examples,
+            "loss_first": t.loss_first, "loss_last": t.loss_last, "device": t.device,
+            "peak_memory_bytes": t.peak_memory_bytes, "from_adapter": adapter,
+            "adapter": done.adapter, "data": str(done.build.train_path),
+            "note": "tune build + tune train on the v2 questions with the v1 adapter's "
+                    "settings; seconds: the whole of it, wall clock"})
+
+    return run
+
+
+def with_adapter(arms: Sequence[Arm], adapter: str, load: Callable[[str | None], LLM]
+                 ) -> list[Arm]:
+    """The same arms, the fine-tuned ones now on `adapter` (one model, loaded once)."""
+    model: LLM | None = None
+    out = []
+    for arm in arms:
+        if arm.adapter is None:
+            out.append(arm)
+            continue
+        if model is None:
+            model = load(adapter)
+        out.append(replace(arm, llm=model, adapter=adapter))
+    return out
+
+
+NOT_RETRAINED = "@v1"  # suffix of a fine-tuned arm answering v2 still on its v1 adapter
 
 
 @dataclass(frozen=True)
 class UpdateResult:
+    """`after` holds the v2 answers of every arm (fine-tuned ones on the retrained adapter
+    when there was a retraining); `not_retrained` the answers the fine-tuned arms gave to the
+    new facts on their v1 adapter before it (arm names end in `@v1`), empty without one."""
+
     before: list[ArmAnswer]
     after: list[ArmAnswer]
     index_v1: SyncReport
     index_v2: SyncReport
     changed: dict[str, tuple[str, ...]]
+    index_v2_cpu_seconds: float | None = None
+    retraining: Retraining | None = None
+    not_retrained: list[ArmAnswer] = field(default_factory=list)
+
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        """The `eval answers` summary per arm, for v1 and for v2 (`@v1` arms: their new
+        facts only, so they are in `per_arm`, not here)."""
+        return {"v1": summarise(self.before), "v2": summarise(self.after)}
+
+    def reindex_cost(self) -> dict[str, Any]:
+        r = self.index_v2
+        return {"kind": "reindex", "estimated": False, "seconds": round(r.seconds, 3),
+                "cpu_seconds": self.index_v2_cpu_seconds, "tokens": r.embedding_tokens,
+                "embedding_tokens": r.embedding_tokens, "chunks_embedded": r.chunks_embedded,
+                "chunks_reused": r.chunks_reused, "documents": r.to_json()["documents"]}
 
     def per_arm(self, arms: Sequence[Arm], questions_v2: Sequence[Query]) -> dict[str, Any]:
-        """Per arm: accuracy before/after, on the new facts, stale rate and update cost."""
+        """Per arm: accuracy before/after, on the new facts, stale rate and update cost; with
+        a retraining, also each fine-tuned arm as it answered v2 before it (`ft@v1`)."""
         gold = {q.query_id: q.answers or () for q in questions_v2}
-        before, after = summarise(self.before), summarise(self.after)
+        before, after = summarise(self.before), summarise(self.after + self.not_retrained)
         out: dict[str, Any] = {}
         for arm in arms:
-            rows = [a for a in self.after if a.arm == arm.name and a.query_id in self.changed]
-            stale = [is_stale(a, self.changed[a.query_id], gold[a.query_id]) for a in rows]
-            with_old = [s for a, s in zip(rows, stale, strict=True) if self.changed[a.query_id]]
             if arm.retrieval:
-                cost = {"kind": "reindex", "estimated": False,
-                        "seconds": round(self.index_v2.seconds, 3),
-                        "embedding_tokens": self.index_v2.embedding_tokens,
-                        "chunks_embedded": self.index_v2.chunks_embedded,
-                        "chunks_reused": self.index_v2.chunks_reused,
-                        "documents": self.index_v2.to_json()["documents"]}
+                cost = self.reindex_cost()
             else:
                 cost = {"kind": "none", "estimated": False, "seconds": 0, "tokens": 0,
                         "note": "the base model cannot take in the change"}
+            adapter_v2 = arm.adapter
             if arm.adapter is not None:
-                retrain = retraining_cost(arm.adapter)
-                cost = ({"kind": "reindex+retrain", "estimated": True, "reindex": cost,
-                         "retrain": retrain} if arm.retrieval else retrain)
-            out[arm.name] = {
-                "accuracy_v1": before[arm.name]["accuracy"],
-                "accuracy_v2": after[arm.name]["accuracy"],
+                if self.retraining is not None:
+                    retrain, adapter_v2 = self.retraining.cost, self.retraining.adapter
+                else:
+                    retrain = retraining_cost(arm.adapter)
+                cost = ({"kind": "reindex+retrain", "estimated": retrain["estimated"],
+                         "seconds": _sum(cost["seconds"], retrain["seconds"]),
+                         "reindex": cost, "retrain": retrain} if arm.retrieval else retrain)
+            out[arm.name] = {**self._facts(arm.name, gold, before, after),
+                             "adapter_v1": arm.adapter, "adapter_v2": adapter_v2,
+                             "update_cost": cost}
+            if arm.adapter is not None and self.not_retrained:
+                name = arm.name + NOT_RETRAINED
+                kept = {"kind": "none", "estimated": False, "seconds": 0, "tokens": 0,
+                        "note": "the v1 adapter, not retrained"}
+                out[name] = {**self._facts(name, gold, before, after, v1_name=arm.name),
+                             "adapter_v1": arm.adapter, "adapter_v2": arm.adapter,
+                             "update_cost": self.reindex_cost() if arm.retrieval else kept}
+        return out
+
+    def _facts(self, name: str, gold: Mapping[str, Sequence[str]], before: Mapping[str, Any],
+               after: Mapping[str, Any], v1_name: str | None = None) -> dict[str, Any]:
+        rows = [a for a in self.after + self.not_retrained
+                if a.arm == name and a.query_id in self.changed]
+        stale = [is_stale(a, self.changed[a.query_id], gold[a.query_id]) for a in rows
+                 if self.changed[a.query_id]]
+        return {"accuracy_v1": before[v1_name or name]["accuracy"],
+                # a `@v1` arm is asked the new facts only: no accuracy over all of v2
+                "accuracy_v2": after[name]["accuracy"] if v1_name is None else None,
                 "new_fact_accuracy": (sum(bool(a.correct) for a in rows) / len(rows)
                                       if rows else None),
-                "stale_rate": sum(with_old) / len(with_old) if with_old else None,
-                "new_facts": len(rows),
-                "update_cost": cost,
-            }
-        return out
+                "stale_rate": sum(stale) / len(stale) if stale else None,
+                "new_facts": len(rows)}
+
+
+def _sum(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a + b, 3)
 
 
 def run_update(kb: KnowledgeBase, docs: Path, v1: Path, v2: Path, questions_v1: Sequence[Query],
                questions_v2: Sequence[Query], arms: Sequence[Arm], *, k: int, mode: str,
                min_score: float | None, max_tokens: int,
+               retrain: Retrainer | None = None,
+               load: Callable[[str | None], LLM] | None = None,
                on_progress: AnswerProgress | None = None) -> UpdateResult:
-    """Stage v1 in `docs`, sync, answer; stage v2 in its place, sync again, answer again."""
+    """Stage v1 in `docs`, sync, answer; stage v2 in its place, sync again, (with `retrain`
+    and `load`: retrain the fine-tuned arms' adapter and load the new one), answer again."""
+    adapters = {arm.adapter for arm in arms if arm.adapter is not None}
+    if retrain is not None and (len(adapters) != 1 or load is None):
+        raise InputError("retraining needs one fine-tuned arm's adapter (ft or hybrid in the "
+                         "arms) and a model loader")
     stage(v1, docs)
     index_v1 = sync(kb, [docs])
     options = {"k": k, "mode": mode, "min_score": min_score, "max_tokens": max_tokens,
                "on_progress": on_progress}
     before = run_arms(arms, questions_v1, kb, **options)
     stage(v2, docs)
+    cpu_started = time.process_time()
     index_v2 = sync(kb, [docs])
+    index_cpu = round(time.process_time() - cpu_started, 3)
+    retraining, not_retrained = None, []
+    if retrain is not None and load is not None:
+        # what the fine-tuned arms answer to the new facts until the retraining is done
+        still_v1 = [replace(a, name=a.name + NOT_RETRAINED) for a in arms if a.adapter]
+        changed = changed_facts(questions_v1, questions_v2)
+        new_facts = [q for q in questions_v2 if q.query_id in changed]
+        if new_facts:
+            not_retrained = run_arms(still_v1, new_facts, kb, **options)
+        retraining = retrain(adapters.pop())
+        arms = with_adapter(arms, retraining.adapter, load)
     after = run_arms(arms, questions_v2, kb, **options)
     return UpdateResult(before, after, index_v1, index_v2,
-                        changed_facts(questions_v1, questions_v2))
+                        changed_facts(questions_v1, questions_v2), index_cpu, retraining,
+                        not_retrained)

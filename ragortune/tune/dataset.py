@@ -20,6 +20,7 @@ from typing import Any
 from ragortune.errors import InputError
 
 QUESTION_KEYS = ("question", "text", "query")
+BUILD_FILE = "ragortune_build.json"  # how the data was built, beside train.jsonl; retraining repeats it
 ID_KEYS = ("_id", "id")
 
 # (question, answer, n) -> up to n reworded (question, answer) pairs carrying the same fact.
@@ -194,9 +195,12 @@ def build_dataset(
     seed: int = 0,
     paraphrase: Paraphraser | None = None,
     n_paraphrases: int = 0,
+    paraphraser: dict[str, Any] | None = None,
 ) -> BuildResult:
     """`tune build`: read pairs, make chat examples (with paraphrases), split, write
-    `train.jsonl` and (when there is a validation share) `validation.jsonl` into `out_dir`."""
+    `train.jsonl` and (when there is a validation share) `validation.jsonl` into `out_dir`,
+    and `ragortune_build.json` (these settings; `paraphraser` says which model wrote the
+    paraphrases), so a retraining on new facts can build its data the same way."""
     pairs = read_qa(source)
     examples, skipped = build_examples(
         pairs, system=system, refusal=refusal, paraphrase=paraphrase, n_paraphrases=n_paraphrases
@@ -210,6 +214,15 @@ def build_dataset(
     out = Path(out_dir)
     train_path = write_jsonl(out / "train.jsonl", train)
     val_path = write_jsonl(out / "validation.jsonl", held) if held else None
+    stale_val = out / "validation.jsonl"
+    if val_path is None and stale_val.is_file():
+        stale_val.unlink()  # `tune train` would pick up a previous build's held-out facts
+    settings = {"system": system, "refusal": refusal, "validation": validation,
+                "split_by": split_by, "seed": seed, "n_paraphrases": n_paraphrases,
+                "paraphraser": paraphraser if n_paraphrases > 0 else None}
+    record = {"source": str(Path(source).resolve()), "settings": settings,
+              "n_train": len(train), "n_validation": len(held)}
+    (out / BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return BuildResult(
         train_path=train_path,
         validation_path=val_path,

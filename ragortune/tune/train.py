@@ -56,6 +56,9 @@ class TrainConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] = ATTENTION
+    # Adapt only the last N decoder layers (None = all): the backward pass then stops at the
+    # lowest adapted layer (SmolLM2 on 2 CPU cores: 5.3 s a step for all 30, 3.2 s for 10).
+    top_layers: int | None = None
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
@@ -74,7 +77,10 @@ class TrainConfig:
         """What must match for a checkpoint to be resumed (not how often we log or save)."""
         keys = ("base", "epochs", "batch_size", "grad_accum", "max_seq_len", "lr", "warmup_ratio",
                 "weight_decay", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "seed")
-        material = json.dumps({k: getattr(self, k) for k in keys} | {"data": data_hash}, sort_keys=True)
+        values = {k: getattr(self, k) for k in keys}
+        if self.top_layers is not None:  # absent otherwise: older checkpoints keep resuming
+            values["top_layers"] = self.top_layers
+        material = json.dumps(values | {"data": data_hash}, sort_keys=True)
         return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
@@ -114,6 +120,7 @@ class TrainResult:
     device: str
     precision: str
     resumed_from_step: int | None
+    cpu_seconds: float = 0.0  # process CPU time (all threads) of the training steps
     log: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -230,6 +237,17 @@ def _peak_memory(device: torch.device) -> tuple[int, str]:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process peak RSS"
 
 
+def _top_layers(model: Any, n: int | None) -> list[int] | None:
+    """Indices of the last `n` decoder layers, for peft's `layers_to_transform`."""
+    if n is None:
+        return None
+    total = model.config.num_hidden_layers
+    if not 1 <= n <= total:
+        raise ConfigError(f"--top-layers {n}: this model has {total} decoder layers; "
+                          f"give 1 to {total}, or leave it out to adapt them all")
+    return list(range(total - n, total))
+
+
 def _save_adapter(model: Any, out: Path) -> None:
     """peft's adapter files, written beside each other in a temp folder then moved into `out`."""
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".adapter-"))
@@ -299,6 +317,7 @@ def train(
         val_set, _, val_hash = read_chat(cfg.validation, tokenizer, cfg.max_seq_len)
         data_hash = hashlib.sha256((data_hash + val_hash).encode()).hexdigest()
     fingerprint = cfg.fingerprint(data_hash)
+    build_record = _build_record(cfg.data)  # read now: a bad file fails before training, not after
 
     # --- LoRA ----------------------------------------------------------------------------------------
     model.config.use_cache = False
@@ -311,6 +330,7 @@ def train(
             lora_alpha=cfg.lora_alpha,
             lora_dropout=cfg.lora_dropout,
             target_modules=list(cfg.target_modules),
+            layers_to_transform=_top_layers(model, cfg.top_layers),
             task_type="CAUSAL_LM",
         ),
     )
@@ -339,7 +359,7 @@ def train(
 
     # --- resume from the newest checkpoint of the same run ---------------------------------------------
     step, log, val_losses, resumed_from = 0, [], [], None
-    tokens_seen, target_seen, train_seconds = 0, 0, 0.0
+    tokens_seen, target_seen, train_seconds, cpu_seconds = 0, 0, 0.0, 0.0
     latest = checkpoint.latest(ckpt_dir) if cfg.resume else None
     if latest is not None:
         state = checkpoint.load(latest)
@@ -355,7 +375,8 @@ def train(
         if device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, log, val_losses = state["step"], state["log"], [tuple(v) for v in state["val_losses"]]
-        tokens_seen, target_seen, train_seconds = state["counters"]
+        tokens_seen, target_seen, train_seconds = state["counters"][:3]
+        cpu_seconds = state["counters"][3] if len(state["counters"]) > 3 else 0.0
         resumed_from = step
     with open(out / LOG_FILE, "w", encoding="utf-8") as fh:  # drops lines written after that checkpoint
         fh.writelines(json.dumps(entry) + "\n" for entry in log)
@@ -376,7 +397,7 @@ def train(
                 "rng": torch.get_rng_state(),
                 "log": log,
                 "val_losses": val_losses,
-                "counters": [tokens_seen, target_seen, train_seconds],
+                "counters": [tokens_seen, target_seen, train_seconds, cpu_seconds],
             }
             if device.type == "cuda":
                 state["cuda_rng"] = torch.cuda.get_rng_state(device)
@@ -405,7 +426,7 @@ def train(
                 continue  # trained before the resume: same order, so skipping is exact
             if step >= total_steps:
                 break
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             micro = [
                 pack([train_set[i] for i in ids], ids, max_len=cfg.max_seq_len, pad_id=pad_id)
                 for ids in split_micro(batch_ids, cfg.grad_accum)
@@ -433,6 +454,7 @@ def train(
                 running.zero_()
                 since_log = 0
                 train_seconds += time.perf_counter() - t0
+                cpu_seconds += time.process_time() - c0
                 entry = {"step": step, "epoch": epoch, "loss": round(loss_value, 6),
                          "lr": scheduler.get_last_lr()[0], "tokens": tokens_seen,
                          "seconds": round(train_seconds, 4), "examples": list(batch_ids)}
@@ -442,6 +464,7 @@ def train(
                         fh.write(json.dumps(entry) + "\n")
             else:
                 train_seconds += time.perf_counter() - t0
+                cpu_seconds += time.process_time() - c0
             end_of_epoch = index == len(batches) - 1
             val_loss = None
             if (cfg.eval_every and step % cfg.eval_every == 0) or end_of_epoch or step == total_steps:
@@ -468,6 +491,7 @@ def train(
         record = {
             "base_model": cfg.base or "smollm2",
             "data_sha256": data_hash,
+            "dataset_build": build_record,
             "config": asdict(cfg),
             "steps": step,
             "examples": len(train_set),
@@ -475,6 +499,7 @@ def train(
             "tokens": tokens_seen,
             "target_tokens": target_seen,
             "train_seconds": round(train_seconds, 3),
+            "cpu_seconds": round(cpu_seconds, 3),
             "tokens_per_s": round(tokens_per_s, 1),
             "peak_memory_bytes": peak,
             "peak_memory_kind": peak_kind,
@@ -522,8 +547,24 @@ def train(
         device=str(device),
         precision=precision,
         resumed_from_step=resumed_from,
+        cpu_seconds=round(cpu_seconds, 3),
         log=log,
     )
+
+
+def _build_record(data: str) -> dict[str, Any] | None:
+    """`tune build`'s record beside the training file, kept in the adapter's own record so the
+    adapter says how its data was made (and `retrain` can make new data the same way)."""
+    from ragortune.tune.dataset import BUILD_FILE
+
+    path = Path(data).parent / BUILD_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc.msg}); run `ragortune tune build` "
+                         "again, or delete the file") from exc
 
 
 def _versions() -> dict[str, str]:

@@ -199,3 +199,29 @@ def test_eval_answers_without_labelled_questions_stops_before_indexing(tmp_path:
     assert isinstance(result.exception, InputError)
     assert "no question carries `answers`" in str(result.exception)
     assert not (tmp_path / "ragortune-eval").exists()
+
+
+def test_eval_answers_asks_an_existing_kb_with_a_questions_file(faq_kb, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    from ragortune.cli import app
+
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"_id": "pro", "text": "How much does the Pro plan cost?",
+                                     "answers": ["$49"]}) + "\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["eval", "answers", "--questions", str(questions), "--kb",
+                                      str(faq_kb.path), "--arms", "rag", "--max-tokens", "16",
+                                      "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["dataset"]["name"] == "questions" and data["dataset"]["documents"] == 2
+    assert len(data["dataset"]["files"]["corpus"]) == 64  # the KB's documents stand for it
+    assert data["settings"]["k"] == 3  # as `ragortune ask`
+    assert data["answers"][0]["embedding_tokens"] > 0
+    assert (tmp_path / "ragortune-eval" / "questions" / "evidence.json").is_file()
+    missing = CliRunner().invoke(app, ["eval", "answers", "--questions", str(questions), "--kb",
+                                       str(tmp_path / "nowhere"), "--arms", "rag"])
+    assert isinstance(missing.exception, InputError) and "no knowledge base" in str(
+        missing.exception)
+    no_kb = CliRunner().invoke(app, ["eval", "answers", "--questions", str(questions)])
+    assert isinstance(no_kb.exception, InputError) and "--kb" in str(no_kb.exception)
