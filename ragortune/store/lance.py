@@ -116,9 +116,6 @@ class LanceStore:
     def at_version(self, version: int) -> LanceStore:
         return LanceStore(self.folder, self.dimension, read_version=version)
 
-    def count(self) -> int:
-        return int(self.table.count_rows())
-
     def _load(self) -> tuple[dict[str, list], np.ndarray, dict[str, int]]:
         """Columns as Python lists (building result rows from them is 5x faster than from
         Arrow), the vectors as one matrix, and each chunk id's row."""
