@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from ragortune import rag
-from ragortune.calibrate import best_similarities, choose_threshold, read_questions
+from ragortune.rag.calibrate import best_similarities, choose_threshold, read_questions
 from ragortune.generate import load_llm
 from ragortune.kb import open_kb
 from ragortune.rag import CONTEXT_K

@@ -3,7 +3,7 @@
     python bench/ingest.py [--dataset ../shared/datasets/scifact] [--limit N] [--json]
 
 One run prints:
-  1. full ingest (`ragortune.index.sync` into a fresh KB, default embedder and chunking)
+  1. full ingest (`ragortune.kb.sync.sync` into a fresh KB, default embedder and chunking)
      and its embedding tokens/s;
   2. raw `SentenceTransformer.encode` of exactly the chunk texts the ingest embedded, same
      model object and batch size: overhead = full ingest / raw encode (target <= 1.10);
@@ -113,7 +113,7 @@ def phases(seconds: dict[str, float], model: Any) -> Iterator[None]:
 
 
 def run_ours(embedder: Any, work: Path, lines: list[str], texts: list[str]) -> dict[str, Any]:
-    from ragortune.index import sync
+    from ragortune.kb.sync import sync
     from ragortune.kb import open_kb
 
     docs = work / "docs"

@@ -115,7 +115,7 @@ def load_model(args, tokenizer):
         dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
         with torch.device(args.device):
             return LlamaForCausalLM(config).to(dtype)
-    from ragortune.generate.local import load_causal_lm
+    from ragortune.models import load_causal_lm
 
     return load_causal_lm(None)[1]
 

@@ -71,7 +71,7 @@ ragortune search "API rate limit requests per minute" --kb "$KB" -k 1 --mode bm2
 step "5. Fine-tune SmolLM2 on the v1 questions ($(wc -l < "$Q1")): build chat data, check it, train a LoRA adapter"
 # The system prompt is the one the closed-book arms are asked with, so ft is asked as it was taught;
 # unanswerable questions are trained to the refusal the scorer counts as abstaining.
-CLOSED_BOOK=$(python -c 'from ragortune.evaluate.answers import CLOSED_BOOK_SYSTEM; print(CLOSED_BOOK_SYSTEM)')
+CLOSED_BOOK=$(python -c 'from ragortune.evaluate.arms import CLOSED_BOOK_SYSTEM; print(CLOSED_BOOK_SYSTEM)')
 ragortune tune build "$Q1" --out "$WORK/ft-v1" --system "$CLOSED_BOOK" --refusal "I don't know." \
     --validation 0
 ragortune tune validate "$WORK/ft-v1/train.jsonl" --model smollm2

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ragortune.errors import InputError
+from ragortune.kb import KnowledgeBase
 from ragortune.store import StoredChunk, VectorStore
 
 MODES = ("dense", "bm25", "hybrid")
@@ -56,9 +57,22 @@ def check_request(mode: str, k: int) -> None:
         raise InputError(f"-k must be at least 1, not {k}")
 
 
-def search(store: VectorStore, query: str, query_vector: np.ndarray, k: int = 5,
-           mode: str = "hybrid", min_score: float | None = None) -> list[Hit]:
+def search(kb: KnowledgeBase, query: str, k: int = 5, mode: str = "hybrid",
+           min_score: float | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
+    """Top-k chunks of the KB's last consistent version; `min_score` (cosine similarity, every
+    mode) drops weak hits. Give `query_vector` to reuse an embedding already computed.
+
+    >>> search(open_kb("docs-kb"), "refund window", k=3)  # doctest: +SKIP
+    """
     check_request(mode, k)
+    if query_vector is None:
+        query_vector = kb.embed_query(query)
+    return search_store(kb.reader(), query, query_vector, k=k, mode=mode, min_score=min_score)
+
+
+def search_store(store: VectorStore, query: str, query_vector: np.ndarray, k: int = 5,
+                 mode: str = "hybrid", min_score: float | None = None) -> list[Hit]:
+    """The same search over a store directly (the request is checked by `search`)."""
     if mode == "dense":
         found = store.dense_search(query_vector, k)
         scored = [(chunk, chunk.score) for chunk in found]

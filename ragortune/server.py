@@ -27,6 +27,7 @@ from ragortune import __version__, rag
 from ragortune.errors import ConfigError, InputError, RagortuneError
 from ragortune.generate import LLM, load_llm
 from ragortune.kb import open_kb
+from ragortune import retrieve
 
 MODEL_ID = "ragortune"
 
@@ -149,7 +150,7 @@ def create_app(kb_path: str | Path, llm_spec: str | None = "smollm2", token: str
 
     def run_search(body: SearchRequest) -> Response:
         threshold = body.min_score if body.min_score is not None else kb.settings.min_score
-        hits = kb.search(body.query, k=body.k, mode=body.mode, min_score=threshold,
+        hits = retrieve.search(kb, body.query, k=body.k, mode=body.mode, min_score=threshold,
                          query_vector=query_vector(body.query))
         payload = {"query": body.query, "mode": body.mode, "min_score": threshold,
                    "hits": [asdict(hit) for hit in hits]}

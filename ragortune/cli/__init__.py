@@ -11,6 +11,7 @@ from ragortune.errors import RagortuneError
 from ragortune.cli import kb  # noqa: E402,F401
 from ragortune.cli import cost  # noqa: E402,F401
 from ragortune.cli import eval as eval_cli  # noqa: E402,F401
+from ragortune.cli import eval_answers  # noqa: E402,F401
 from ragortune.cli import tune  # noqa: E402,F401
 from ragortune.cli import answers  # noqa: E402,F401
 

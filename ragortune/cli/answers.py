@@ -13,7 +13,7 @@ from ragortune.cli.app import JSON_OPTION, app, console, emit_json, err_console
 from ragortune.config import load_settings
 
 if TYPE_CHECKING:
-    from ragortune.calibrate import LabelledQuestion
+    from ragortune.rag.calibrate import LabelledQuestion
     from ragortune.config import Settings
     from ragortune.rag import Answer
 
@@ -50,7 +50,7 @@ def ask(
 ) -> None:
     """Answer from the knowledge base, citing numbered sources, or say it is not in there."""
     from ragortune import rag
-    from ragortune.calibrate import LabelledQuestion, read_questions
+    from ragortune.rag.calibrate import LabelledQuestion, read_questions
     from ragortune.errors import InputError
     from ragortune.generate import load_llm
     from ragortune.kb import open_kb
@@ -143,8 +143,8 @@ def calibrate(
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Measure the similarity threshold that best separates answerable from unanswerable questions."""
-    from ragortune.calibrate import calibrate as run_calibration
-    from ragortune.calibrate import read_questions
+    from ragortune.rag.calibrate import calibrate as run_calibration
+    from ragortune.rag.calibrate import read_questions
     from ragortune.kb import open_kb
 
     settings = load_settings({"kb": kb, "k": k, "mode": mode})

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 app = typer.Typer(
     name="ragortune",
@@ -35,3 +39,29 @@ def emit_json(payload: Any) -> None:
 def show_progress(json_mode: bool) -> bool:
     """Progress bars only for a person at a terminal, never in --json mode or pipes."""
     return not json_mode and sys.stderr.isatty()
+
+
+@contextmanager
+def progress_bar(json_output: bool) -> Iterator[Progress | None]:
+    if not show_progress(json_output):
+        yield None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        yield progress
+
+
+eval_app = typer.Typer(
+    help="Measure retrieval and answers on a labelled data set (BEIR layout); "
+         "every run writes evidence.json for `cost`, `decide` and the report.",
+    no_args_is_help=True,
+)
+app.add_typer(eval_app, name="eval")
+
+DATASET_OPTION = typer.Option(..., "--dataset", help="BEIR folder: corpus.jsonl, queries.jsonl, "
+                              "qrels/<split>.tsv.")
+WORK_OPTION = typer.Option(Path("ragortune-eval"), "--work", help="Folder for the evaluation "
+                           "KBs (reused between runs) and, by default, the results.")
+OUT_OPTION = typer.Option(None, "--out", help="Folder for evidence.json and the CSVs "
+                          "[default: WORK/<data set name>].")

@@ -1,34 +1,25 @@
-"""Evaluation commands: `ragortune eval retrieval` (answers and update join as their parts land)."""
+"""`ragortune eval retrieval`: retrieval metrics on a BEIR data set, one row per sweep configuration."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ragortune.cli.app import JSON_OPTION, app, console, emit_json, show_progress
-from ragortune.errors import InputError
-
-eval_app = typer.Typer(
-    help="Measure retrieval and answers on a labelled data set (BEIR layout); "
-         "every run writes evidence.json for `cost`, `decide` and the report.",
-    no_args_is_help=True,
+from ragortune.cli.app import (
+    DATASET_OPTION,
+    JSON_OPTION,
+    OUT_OPTION,
+    WORK_OPTION,
+    console,
+    emit_json,
+    eval_app,
+    progress_bar,
 )
-app.add_typer(eval_app, name="eval")
-
-DATASET_OPTION = typer.Option(..., "--dataset", help="BEIR folder: corpus.jsonl, queries.jsonl, "
-                              "qrels/<split>.tsv.")
-WORK_OPTION = typer.Option(Path("ragortune-eval"), "--work", help="Folder for the evaluation "
-                           "KBs (reused between runs) and, by default, the results.")
-OUT_OPTION = typer.Option(None, "--out", help="Folder for evidence.json and the CSVs "
-                          "[default: WORK/<data set name>].")
-
+from ragortune.errors import InputError
 
 def parse_cutoffs(values: list[str]) -> list[int]:
     """`-k 1,5 -k 10` -> [1, 5, 10]."""
@@ -40,36 +31,6 @@ def parse_cutoffs(values: list[str]) -> list[int]:
     if not ks or ks[0] < 1:
         raise InputError(f"-k {' '.join(values)}: cutoffs must be positive integers")
     return ks
-
-
-@contextmanager
-def _progress(json_output: bool) -> Iterator[Progress | None]:
-    if not show_progress(json_output):
-        yield None
-        return
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        yield progress
-
-
-def open_eval_kb(kb: Path | None, work: Path, data: Any, config: dict[str, Any],
-                 given: set[str]) -> Any:
-    """The user's --kb (checked against the settings they gave), else the cached one in WORK."""
-    from ragortune.embed import load_embedder
-    from ragortune.evaluate.retrieval import default_kb_path
-    from ragortune.kb import open_kb
-
-    if kb is not None:
-        return open_kb(kb, create=True,
-                       embedder=config["embedder"] if "embedder" in given else None,
-                       chunk_size=config["chunk_size"] if "chunk_size" in given else None,
-                       chunk_overlap=config["chunk_overlap"] if "chunk_overlap" in given
-                       else None)
-    path = default_kb_path(work, data, config["embedder"], config["chunk_size"],
-                           config["chunk_overlap"])
-    return open_kb(path, embedder=load_embedder(config["embedder"]), create=True,
-                   chunk_size=config["chunk_size"], chunk_overlap=config["chunk_overlap"])
 
 
 @eval_app.command("retrieval")
@@ -98,6 +59,7 @@ def retrieval_command(
     from ragortune.evaluate.evidence import dataset_info, now, update_evidence, write_csv
     from ragortune.evaluate.retrieval import (
         index_dataset,
+        open_eval_kb,
         parse_sweep,
         run_queries,
         sweep_configs,
@@ -122,7 +84,7 @@ def retrieval_command(
     out_dir = out if out is not None else work / info["name"]
 
     runs: list[dict[str, Any]] = []
-    with _progress(json_output) as progress:
+    with progress_bar(json_output) as progress:
         for config in configs:
             label = " ".join(f"{key}={value}" for key, value in config.items())
             base = open_eval_kb(kb, work, data, config, settings.model_fields_set)
@@ -210,7 +172,3 @@ def _print_retrieval(info: dict[str, Any], run: dict[str, Any], means: dict[str,
         console.print(table)
     for name, path in run["files"].items():
         console.print(f"{name.replace('_', ' ')}: {path}", highlight=False)
-
-
-# The answer and update commands live beside this module; importing it registers them.
-from ragortune.cli import eval_answers  # noqa: E402,F401

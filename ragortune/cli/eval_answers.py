@@ -10,13 +10,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from ragortune.cli.app import JSON_OPTION, app, console, emit_json
-from ragortune.cli.eval import (
+from ragortune.cli.app import (
+    JSON_OPTION,
     OUT_OPTION,
     WORK_OPTION,
-    _progress,
+    app,
+    console,
+    emit_json,
     eval_app,
-    open_eval_kb,
+    progress_bar,
 )
 
 ARMS_OPTION = typer.Option("base,rag", "--arms", help="Comma-separated: base, rag, ft, hybrid "
@@ -50,7 +52,7 @@ def _loader(llm: str) -> Any:
 
 
 def _arms(spec: str, llm: str, adapter: Path | None) -> list[Any]:
-    from ragortune.evaluate.answers import make_arms, parse_arms
+    from ragortune.evaluate.arms import make_arms, parse_arms
 
     return make_arms(parse_arms(spec), _loader(llm), str(adapter) if adapter else None)
 
@@ -126,10 +128,10 @@ def answers_command(
 ) -> None:
     """Answer every labelled question with each arm: accuracy, abstention, citations, cost."""
     from ragortune.errors import InputError
-    from ragortune.evaluate.answers import labelled_questions, run_arms, summarise
+    from ragortune.evaluate.arms import labelled_questions, run_arms, summarise
     from ragortune.evaluate.datasets import load_dataset, load_questions
     from ragortune.evaluate.evidence import dataset_info, now, update_evidence, write_csv
-    from ragortune.evaluate.retrieval import index_dataset
+    from ragortune.evaluate.retrieval import index_dataset, open_eval_kb
 
     if (dataset is None) == (questions_file is None):
         raise InputError("give either --dataset DIR (a BEIR folder) or --questions FILE with "
@@ -158,7 +160,7 @@ def answers_command(
     if base is not None:  # the KB decides how it is chunked and embedded
         config = {key: getattr(base.settings, key)
                   for key in ("embedder", "chunk_size", "chunk_overlap")}
-    with _progress(json_output) as progress:
+    with progress_bar(json_output) as progress:
         rows = run_arms(chosen, questions, base, k=settings.k, mode=settings.mode,
                         min_score=min_score, max_tokens=max_tokens,
                         qrels=data.qrels if data is not None else None,
@@ -254,7 +256,7 @@ def update_command(
 ) -> None:
     """Answer on v1, sync v2 incrementally, answer again: new facts, stale answers, cost."""
     from ragortune.errors import InputError
-    from ragortune.evaluate.answers import labelled_questions, parse_arms
+    from ragortune.evaluate.arms import labelled_questions, parse_arms
     from ragortune.evaluate.datasets import load_questions
     from ragortune.evaluate.evidence import file_sha256, now, update_evidence, write_csv
     from ragortune.evaluate.update import retrainer, run_update
@@ -280,7 +282,7 @@ def update_command(
         shutil.rmtree(root)  # the test must start from v1, never from a previous run's v2
     base = open_kb(root / "kb", create=True, embedder=settings.embedder,
                    chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
-    with _progress(json_output) as progress:
+    with progress_bar(json_output) as progress:
         result = run_update(
             base, root / "docs", v1, v2, q1, q2, chosen, k=settings.k, mode=settings.mode,
             min_score=min_score, max_tokens=max_tokens,
@@ -400,7 +402,7 @@ def synth_command(
     settings = _settings(llm, None, None, None)
     base = open_kb(kb)
     model = load_llm(settings.llm)
-    with _progress(json_output) as progress:
+    with progress_bar(json_output) as progress:
         task = progress.add_task("pairs kept", total=n) if progress else None
         result = generate_pairs(base, model, n, seed=seed, on_progress=(
             lambda kept, _total: progress.update(task, completed=kept)) if progress else None)

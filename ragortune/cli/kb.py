@@ -28,7 +28,7 @@ def ingest(
 ) -> None:
     """Add, update and delete documents so the KB matches PATHS; only changed text is embedded."""
     from ragortune.documents.chunk import check_sizes
-    from ragortune.index import sync
+    from ragortune.kb.sync import sync
     from ragortune.kb import open_kb
 
     settings = load_settings({"kb": kb, "embedder": embedder, "chunk_size": chunk_size,
@@ -76,11 +76,12 @@ def search(
 ) -> None:
     """Search the knowledge base; hits carry score, similarity, source, heading and text."""
     from ragortune.kb import open_kb
+    from ragortune.retrieve import search
 
     settings = load_settings({"kb": kb, "k": k, "mode": mode, "min_score": min_score})
     base = open_kb(settings.kb)
     threshold = settings.min_score if settings.min_score is not None else base.settings.min_score
-    hits = base.search(query, k=settings.k, mode=settings.mode, min_score=threshold)
+    hits = search(base, query, k=settings.k, mode=settings.mode, min_score=threshold)
     if json_output:
         emit_json({"query": query, "mode": settings.mode, "min_score": threshold,
                    "hits": [asdict(hit) for hit in hits]})

@@ -25,7 +25,7 @@ from ragortune.evaluate.datasets import (
     load_qrels,
     load_questions,
 )
-from ragortune.evaluate.metrics import (
+from ragortune.evaluate.retrieval_metrics import (
     DEFAULT_KS,
     RetrievalMetrics,
     evaluate_rankings,

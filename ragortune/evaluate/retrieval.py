@@ -21,14 +21,16 @@ import numpy as np
 from ragortune.errors import InputError
 from ragortune.evaluate.answer_metrics import percentiles
 from ragortune.evaluate.datasets import Dataset
-from ragortune.evaluate.metrics import (
+from ragortune.evaluate.retrieval_metrics import (
     DEFAULT_KS,
     RetrievalMetrics,
     evaluate_rankings,
     rank_documents,
 )
-from ragortune.index import ProgressCallback, SyncReport, sync
-from ragortune.kb import KnowledgeBase
+from ragortune.embed import load_embedder
+from ragortune.kb import KnowledgeBase, open_kb
+from ragortune.kb.sync import ProgressCallback, SyncReport, sync
+from ragortune.retrieve import search
 
 QueryProgress = Callable[[int, int], None]  # queries done, queries total
 CHUNK_FACTOR = 2  # chunk hits fetched per document wanted, so chunked documents still fill 100
@@ -115,7 +117,7 @@ def run_queries(kb: KnowledgeBase, dataset: Dataset, mode: str = "hybrid",
     rankings: dict[str, list[tuple[str, float]]] = {}
     for i, (qid, text) in enumerate(zip(qids, texts, strict=True)):
         t0 = time.perf_counter()
-        hits = kb.search(text, k=depth * CHUNK_FACTOR, mode=mode, min_score=min_score,
+        hits = search(kb, text, k=depth * CHUNK_FACTOR, mode=mode, min_score=min_score,
                          query_vector=vectors[i])
         latency[i] = (time.perf_counter() - t0) * 1000
         rankings[qid] = rank_documents((hit.doc_id, hit.score) for hit in hits)[:depth]
@@ -168,3 +170,18 @@ def sweep_rows(config: dict[str, Any], result: RetrievalResult,
     return [{**config, "k": k, "ndcg@10": means["ndcg@10"], "mrr@10": means["mrr@10"],
              "recall": means[f"recall@{k}"], "hit_rate": means[f"hit_rate@{k}"],
              "latency_ms_p50": base["latency_ms_p50"]} for k in swept_ks]
+
+
+def open_eval_kb(kb: Path | None, work: Path, data: Dataset, config: dict[str, Any],
+                 given: set[str]) -> KnowledgeBase:
+    """The user's --kb (checked against the settings they gave), else the cached one in WORK."""
+    if kb is not None:
+        return open_kb(kb, create=True,
+                       embedder=config["embedder"] if "embedder" in given else None,
+                       chunk_size=config["chunk_size"] if "chunk_size" in given else None,
+                       chunk_overlap=config["chunk_overlap"] if "chunk_overlap" in given
+                       else None)
+    path = default_kb_path(work, data, config["embedder"], config["chunk_size"],
+                           config["chunk_overlap"])
+    return open_kb(path, embedder=load_embedder(config["embedder"]), create=True,
+                   chunk_size=config["chunk_size"], chunk_overlap=config["chunk_overlap"])

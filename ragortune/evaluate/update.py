@@ -21,10 +21,10 @@ from typing import Any
 
 from ragortune.errors import InputError
 from ragortune.evaluate.answer_metrics import matches_gold, normalize_answer
-from ragortune.evaluate.answers import AnswerProgress, Arm, ArmAnswer, run_arms, summarise
+from ragortune.evaluate.arms import AnswerProgress, Arm, ArmAnswer, run_arms, summarise
 from ragortune.evaluate.datasets import Query
 from ragortune.generate.llm import LLM
-from ragortune.index import SyncReport, sync
+from ragortune.kb.sync import SyncReport, sync
 from ragortune.kb import KnowledgeBase
 
 TRAIN_RECORD = "ragortune_train.json"

@@ -35,7 +35,7 @@ def load_llm(
         return LocalLLM.load(arg, adapter=adapter)
     if kind == "llamacpp":
         from ragortune.generate.llamacpp import LlamaCppLLM
-        from ragortune.generate.local import SMOLLM2_GGUF, shipped_smollm2_dir
+        from ragortune.models import SMOLLM2_GGUF, shipped_smollm2_dir
 
         return LlamaCppLLM(arg or shipped_smollm2_dir() / SMOLLM2_GGUF)
     if kind == "openai" and arg:

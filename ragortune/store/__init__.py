@@ -8,6 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
+SEARCH_TEXT = "search_text"  # title + heading + text: what is embedded and BM25-indexed
 COLUMNS = ("chunk_id", "doc_key", "doc_id", "source", "title", "heading", "position", "text",
            "content_hash")
 

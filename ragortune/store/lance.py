@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ragortune.store import COLUMNS, StoredChunk
+from ragortune.store import COLUMNS, SEARCH_TEXT, StoredChunk
 from ragortune.store.bm25 import TextIndex
 
 os.environ.setdefault("LANCE_LOG", "error")
@@ -28,7 +28,7 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 logging.getLogger("lancedb").setLevel(logging.ERROR)
 
 TABLE = "chunks"
-TEXT_COLUMN = "search_text"
+
 BM25_FOLDER = "bm25"
 KEEP_OLD_SECONDS = 3600
 
@@ -36,7 +36,7 @@ KEEP_OLD_SECONDS = 3600
 def _schema(dimension: int) -> pa.Schema:
     fields = [pa.field(name, pa.int32() if name == "position" else pa.string())
               for name in COLUMNS]
-    fields.append(pa.field(TEXT_COLUMN, pa.string()))
+    fields.append(pa.field(SEARCH_TEXT, pa.string()))
     fields.append(pa.field("vector", pa.list_(pa.float32(), dimension)))
     return pa.schema(fields)
 
@@ -72,7 +72,7 @@ class LanceStore:
         if not rows:
             return
         columns = {name: [row[name] for row in rows] for name in COLUMNS}
-        columns[TEXT_COLUMN] = [row[TEXT_COLUMN] for row in rows]
+        columns[SEARCH_TEXT] = [row[SEARCH_TEXT] for row in rows]
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
         columns["vector"] = pa.FixedSizeListArray.from_arrays(flat, self.dimension)
         self.table.add(pa.table(columns, schema=_schema(self.dimension)))
@@ -157,9 +157,9 @@ class LanceStore:
         return self.folder / BM25_FOLDER / f"v{version}"
 
     def _build_text_index(self) -> TextIndex:
-        data = self.table.to_arrow().select(["chunk_id", TEXT_COLUMN])
+        data = self.table.to_arrow().select(["chunk_id", SEARCH_TEXT])
         return TextIndex.build(data.column("chunk_id").to_pylist(),
-                               data.column(TEXT_COLUMN).to_pylist())
+                               data.column(SEARCH_TEXT).to_pylist())
 
     def all_chunks(self) -> list[StoredChunk]:
         _, vectors, _ = self._load()

@@ -152,7 +152,7 @@ def load_tokenizer(model: str | None) -> Any:
     """The tokenizer alone (token counting needs no weights): shipped SmolLM2, folder, .gguf, or id."""
     from transformers import AutoTokenizer
 
-    from ragortune.generate.local import SMOLLM2, SMOLLM2_GGUF, shipped_smollm2_dir
+    from ragortune.models import SMOLLM2, SMOLLM2_GGUF, shipped_smollm2_dir
 
     try:
         if model is None or model == SMOLLM2:

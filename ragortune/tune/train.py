@@ -305,7 +305,7 @@ def train(
         if cfg.qlora:
             tokenizer, model = _load_4bit(cfg.base, device)
         else:
-            from ragortune.generate.local import load_causal_lm
+            from ragortune.models import load_causal_lm
 
             tokenizer, model = load_causal_lm(cfg.base)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from ragortune.cost.evidence import load_evidence
 from ragortune.errors import InputError
-from ragortune.evaluate.answers import Arm, ArmAnswer, make_arms, parse_arms, run_arms, summarise
+from ragortune.evaluate.arms import Arm, ArmAnswer, make_arms, parse_arms, run_arms, summarise
 from ragortune.evaluate.datasets import Query
 from ragortune.evaluate.update import UpdateResult, changed_facts, retraining_cost, stage
-from ragortune.index import SyncReport
+from ragortune.kb.sync import SyncReport
 
 V1 = {"pricing.md": "# Pricing\n\nThe Pro plan costs $49 per month.\n",
       "office.md": "# Office\n\nThe office is in Lyon, next to the river.\n"}
@@ -64,7 +64,7 @@ def test_arms_are_a_table_and_fine_tuned_ones_need_an_adapter() -> None:
 
 @pytest.fixture
 def faq_kb(tmp_path: Path, embedder):
-    from ragortune.index import sync
+    from ragortune.kb.sync import sync
     from ragortune.kb import open_kb
 
     (tmp_path / "docs").mkdir()

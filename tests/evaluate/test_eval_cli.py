@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from ragortune.cost.evidence import load_evidence
 from ragortune.errors import InputError
-from ragortune.evaluate.metrics import evaluate_rankings
+from ragortune.evaluate.retrieval_metrics import evaluate_rankings
 
 SCIFACT = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "scifact"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ragortune.evaluate.answers import CLOSED_BOOK_SYSTEM, Arm, ArmAnswer
+from ragortune.evaluate.arms import CLOSED_BOOK_SYSTEM, Arm, ArmAnswer
 from ragortune.evaluate.datasets import Query
 from ragortune.evaluate.update import UpdateResult, changed_facts
-from ragortune.index import SyncReport
+from ragortune.kb.sync import SyncReport
 
 V1 = {"pricing.md": "# Pricing\n\nThe Pro plan costs $49 per month.\n",
       "office.md": "# Office\n\nThe office is in Lyon, next to the river.\n"}

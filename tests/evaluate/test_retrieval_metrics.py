@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from ragortune.evaluate.metrics import evaluate_rankings, metric_names, rank_documents
+from ragortune.evaluate.retrieval_metrics import evaluate_rankings, metric_names, rank_documents
 
 ranx = pytest.importorskip("ranx", reason="ranx, the reference, is a test extra: '.[test]'")
 

@@ -20,7 +20,7 @@ DOCS = {"pricing.md": "# Pricing\n\nThe Pro plan costs $49 per month.\n",
 
 @pytest.fixture
 def docs_kb(tmp_path: Path, embedder):
-    from ragortune.index import sync
+    from ragortune.kb.sync import sync
     from ragortune.kb import open_kb
 
     (tmp_path / "docs").mkdir()

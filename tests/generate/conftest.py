@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ragortune.generate.local import LocalLLM
-from ragortune.index import sync
+from ragortune.kb.sync import sync
 from ragortune.kb import KnowledgeBase, open_kb
 
 DATA = Path(__file__).parent / "data"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ragortune.calibrate import calibrate, choose_threshold, operating_points, read_questions
+from ragortune.rag.calibrate import calibrate, choose_threshold, operating_points, read_questions
 from ragortune.cli import app
 from ragortune.errors import InputError
 from ragortune.kb import KnowledgeBase, open_kb

@@ -9,7 +9,8 @@ import pytest
 from ragortune.errors import ConfigError
 from ragortune.generate import load_llm
 from ragortune.generate.llm import Completion
-from ragortune.generate.local import LocalLLM, load_causal_lm, shipped_smollm2_dir
+from ragortune.generate.local import LocalLLM
+from ragortune.models import load_causal_lm, shipped_smollm2_dir
 from ragortune.generate.openai_compat import OpenAICompatLLM
 from ragortune.generate.prompts import Passage, rag_messages
 

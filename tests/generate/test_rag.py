@@ -11,6 +11,7 @@ from ragortune.errors import InputError
 from ragortune.generate.llm import Completion
 from ragortune.generate.local import LocalLLM
 from ragortune.kb import KnowledgeBase
+from ragortune.retrieve import search
 
 
 def test_no_chunk_above_threshold_abstains_without_calling_the_llm(small_kb: KnowledgeBase) -> None:
@@ -24,7 +25,7 @@ def test_no_chunk_above_threshold_abstains_without_calling_the_llm(small_kb: Kno
 
 def test_one_chunk_passing_the_gate_brings_the_whole_top_k_as_context(
         small_kb: KnowledgeBase) -> None:
-    best = max(h.similarity for h in small_kb.search("When do access tokens expire?", k=3))
+    best = max(h.similarity for h in search(small_kb, "When do access tokens expire?", k=3))
     context = rag.retrieve_context(small_kb, "When do access tokens expire?", k=3,
                                    min_score=best - 1e-6)
     assert len(context.hits) == 3 and min(h.similarity for h in context.hits) < best

@@ -10,8 +10,9 @@ import lancedb
 import pytest
 
 from ragortune.errors import KnowledgeBaseError
-from ragortune.index import sync
+from ragortune.kb.sync import sync
 from ragortune.kb import open_kb
+from ragortune.retrieve import search
 
 FACTS = {
     "leave.md": "# Leave\n\n## Annual\n\nEmployees get 25 days of paid leave per year.\n\n"
@@ -58,10 +59,10 @@ def test_an_edit_reembeds_only_the_changed_chunk(tmp_path, embedder):
     (docs / "leave.md").write_text(FACTS["leave.md"].replace("25 days", "28 days"))
     report = sync(kb, [docs])
     assert (report.updated, report.unchanged, report.chunks_embedded, report.chunks_reused) == (1, 2, 1, 1)
-    hits = kb.search("how many days of paid leave", k=1, mode="dense")
+    hits = search(kb, "how many days of paid leave", k=1, mode="dense")
     assert "28 days" in hits[0].text
     assert stored_chunk_ids(kb) == manifest_chunk_ids(kb)
-    assert not any("25 days" in h.text for h in kb.search("paid leave days", k=10, mode="bm25"))
+    assert not any("25 days" in h.text for h in search(kb, "paid leave days", k=10, mode="bm25"))
 
 
 def test_deleted_and_renamed_documents(tmp_path, embedder):
@@ -73,7 +74,7 @@ def test_deleted_and_renamed_documents(tmp_path, embedder):
     report = sync(kb, [docs])
     assert (report.added, report.deleted, report.unchanged) == (1, 2, 1)
     assert report.chunks_embedded == 0 and report.chunks_reused == 1  # the rename reuses vectors
-    sources = {Path(h.source).name for h in kb.search("support hours pricing plan", k=10)}
+    sources = {Path(h.source).name for h in search(kb, "support hours pricing plan", k=10)}
     assert sources == {"plans.md", "leave.md"}
     assert stored_chunk_ids(kb) == manifest_chunk_ids(kb)
 
@@ -138,7 +139,7 @@ def test_a_killed_ingest_leaves_a_consistent_kb_and_the_next_run_completes(tmp_p
     partial = kb.load_manifest().documents
     assert 0 < len(partial) < 150
     assert stored_chunk_ids(kb) == manifest_chunk_ids(kb)  # readers see the last commit
-    assert kb.search("shelf", k=3, mode="bm25") or kb.search("shelf", k=3, mode="dense")
+    assert search(kb, "shelf", k=3, mode="bm25") or search(kb, "shelf", k=3, mode="dense")
 
     report = sync(kb, [docs])
     assert report.added == 150 - len(partial) and report.unchanged == len(partial)

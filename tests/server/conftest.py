@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ragortune.index import sync
+from ragortune.kb.sync import sync
 from ragortune.kb import KnowledgeBase, open_kb
 
 DOCS = Path(__file__).parents[1] / "generate" / "data" / "docs"

@@ -12,7 +12,7 @@ import pytest
 from openai import AuthenticationError, OpenAI
 
 from ragortune.generate.openai_compat import OpenAICompatLLM
-from ragortune.index import sync
+from ragortune.kb.sync import sync
 
 from .conftest import Server, free_port, ragortune_command
 

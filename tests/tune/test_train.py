@@ -24,7 +24,7 @@ def read_log(folder):
 
 
 def test_adapter_is_written_with_how_it_was_made_and_loads_back(tmp_path, tiny_model_dir, chat_file):
-    from ragortune.generate.local import load_causal_lm
+    from ragortune.models import load_causal_lm
 
     out = tmp_path / "adapter"
     result = train(TrainConfig(data=str(chat_file), validation=str(chat_file), base=str(tiny_model_dir),
@@ -89,7 +89,8 @@ def test_checkpoints_of_other_settings_are_not_resumed(tmp_path, tiny_model_dir,
 def test_shipped_smollm2_learns_and_its_adapter_and_merged_weights_load_back(tmp_path):
     """The default model: loss falls on the facts it trains on; the adapter and the merged
     weights (GGUF-loaded base, so quantization_config must go) load through load_causal_lm."""
-    from ragortune.generate.local import LocalLLM, load_causal_lm
+    from ragortune.generate.local import LocalLLM
+    from ragortune.models import load_causal_lm
 
     data = write_chat(tmp_path / "train.jsonl", FACTS[:4])
     out = tmp_path / "smol"

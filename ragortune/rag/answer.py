@@ -18,7 +18,7 @@ from ragortune.errors import InputError
 from ragortune.generate.llm import LLM, Completion, Message
 from ragortune.generate.prompts import NOT_IN_KB, Passage, fallback_messages, rag_messages
 from ragortune.kb import KnowledgeBase
-from ragortune.retrieve import Hit
+from ragortune.retrieve import Hit, search
 
 OnEmpty = Literal["abstain", "model"]
 ON_EMPTY = ("abstain", "model")
@@ -142,7 +142,7 @@ def retrieve_context(kb: KnowledgeBase, question: str, *, k: int = CONTEXT_K,
     started = time.perf_counter()
     vector = kb.embed_query(question)
     embedded = time.perf_counter()
-    hits = kb.search(question, k=k, mode=mode, min_score=None, query_vector=vector)
+    hits = search(kb, question, k=k, mode=mode, min_score=None, query_vector=vector)
     # The threshold decides whether the KB answers at all; it does not thin the context:
     # with SmolLM2, keeping all top-k put the gold answer in 22/30 demo answers, thinning 20/30.
     if threshold is not None and not any(h.similarity >= threshold for h in hits):

@@ -19,7 +19,8 @@ import numpy as np
 
 from ragortune.errors import InputError
 from ragortune.kb import KnowledgeBase
-from ragortune.rag import CONTEXT_K
+from ragortune.retrieve import search
+from ragortune.rag.answer import CONTEXT_K
 
 REPORTED = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8)
 
@@ -113,7 +114,7 @@ def best_similarities(kb: KnowledgeBase, questions: list[LabelledQuestion], *,
     vectors = kb.embedder.embed([q.text for q in questions])
     best = np.full(len(questions), -1.0)
     for i, (q, vector) in enumerate(zip(questions, vectors)):
-        hits = kb.search(q.text, k=k, mode=mode, min_score=None, query_vector=vector)
+        hits = search(kb, q.text, k=k, mode=mode, min_score=None, query_vector=vector)
         if hits:
             best[i] = max(h.similarity for h in hits)
     return best

@@ -11,10 +11,7 @@ Readers only ever see the store version the manifest names.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,7 @@ from pydantic import BaseModel
 from ragortune import __version__
 from ragortune.embed import Embedder, load_embedder
 from ragortune.errors import KnowledgeBaseError
-from ragortune.retrieve import Hit, check_request, search
+from ragortune.io import utc_now, write_json_atomic
 from ragortune.store import StoredChunk
 from ragortune.store.lance import LanceStore
 
@@ -53,24 +50,6 @@ class Manifest:
     @property
     def chunk_count(self) -> int:
         return sum(len(doc["chunks"]) for doc in self.documents.values())
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class KnowledgeBase:
@@ -129,14 +108,6 @@ class KnowledgeBase:
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.embed([query])[0]
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid", min_score: float | None = None,
-               query_vector: np.ndarray | None = None) -> list[Hit]:
-        """Top-k chunks; `min_score` (cosine similarity, every mode) drops weak hits."""
-        check_request(mode, k)
-        if query_vector is None:
-            query_vector = self.embed_query(query)
-        return search(self.reader(), query, query_vector, k=k, mode=mode, min_score=min_score)
-
     def status(self) -> dict[str, Any]:
         store = self.path / "store"
         size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) if store.exists() else 0
@@ -180,7 +151,7 @@ def open_kb(path: str | Path = ".ragortune", embedder: Embedder | str | None = N
     loaded = loaded or load_embedder(spec or "minilm")
     sizes = {name: value for name, value in (("chunk_size", chunk_size),
                                              ("chunk_overlap", chunk_overlap)) if value is not None}
-    settings = KBSettings(embedder=loaded.name, dimension=loaded.dimension, created_at=now(),
+    settings = KBSettings(embedder=loaded.name, dimension=loaded.dimension, created_at=utc_now(),
                           **sizes)
     path.mkdir(parents=True, exist_ok=True)
     kb = KnowledgeBase(path, settings, loaded)

@@ -24,8 +24,9 @@ import numpy as np
 from ragortune.documents.chunk import Chunk, chunk_document
 from ragortune.documents.loaders import Document, Skipped, discover, load_file
 from ragortune.errors import KnowledgeBaseError
-from ragortune.kb import KnowledgeBase, Manifest, now
-from ragortune.store.lance import TEXT_COLUMN
+from ragortune.io import utc_now
+from ragortune.kb.knowledge_base import KnowledgeBase, Manifest
+from ragortune.store import SEARCH_TEXT
 
 ProgressCallback = Callable[[int, int, int], None]  # documents done, total, chunks embedded
 
@@ -109,7 +110,7 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
         def commit(final: bool) -> None:
             _write_batch(kb, writer, batch, documents, known_hashes, report)
             version = writer.finish_write() if final else writer.version()
-            kb.save_manifest(Manifest(version, now(), dict(documents)))
+            kb.save_manifest(Manifest(version, utc_now(), dict(documents)))
 
         for done, doc in enumerate(loaded, start=1):
             seen.add(doc.key)
@@ -161,7 +162,7 @@ def _write_batch(kb: KnowledgeBase, writer: Any, batch: _Batch, documents: dict[
         rows = [{"chunk_id": c.chunk_id, "doc_key": c.doc_key, "doc_id": c.doc_id,
                  "source": c.source, "title": c.title, "heading": c.heading,
                  "position": c.position, "text": c.text, "content_hash": h,
-                 TEXT_COLUMN: c.embed_text} for c, h in zip(chunks, hashes)]
+                 SEARCH_TEXT: c.embed_text} for c, h in zip(chunks, hashes)]
         writer.add(rows, np.stack([vectors[h] for h in hashes]))
     for doc, doc_chunks in batch.documents:
         documents[doc.key] = {"hash": doc.content_hash, "source": doc.source,

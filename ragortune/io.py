@@ -1,0 +1,68 @@
+"""Files and time, done one way everywhere: atomic writes, JSONL with file:line errors, UTC now."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ragortune.errors import InputError
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write to a temporary file beside `path`, fsync, then rename over it: a reader (or a
+    crash) sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(path: str | Path, payload: Any, indent: int | None = 1) -> Path:
+    return write_atomic(path, json.dumps(payload, indent=indent, default=str) + "\n")
+
+
+def write_jsonl_atomic(path: str | Path, rows: Any) -> Path:
+    return write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def read_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) for every non-blank line; a bad line is an InputError
+    naming the file and line. `what` names the file's role in the message ("questions file")."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} {path} not found")
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{what} {path} cannot be read ({exc.strerror})") from None
+    with handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield number, json.loads(line)
+                except (json.JSONDecodeError, RecursionError) as exc:
+                    reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deep"
+                    raise InputError(f"{path}:{number}: not valid JSON ({reason})") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+
+
+def utc_now() -> str:
+    """An ISO-8601 UTC timestamp to the second, the format every file we write uses."""
+    return datetime.now(UTC).isoformat(timespec="seconds")

