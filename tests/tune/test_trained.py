@@ -32,11 +32,11 @@ def test_questions_are_sorted_into_seen_unseen_phrasing_and_unseen_fact():
          ("price", "What does the Pro plan cost monthly?", "$49")],
         held_out=[("refund", "Within how many days can I get a refund?", "14 days")],
     )
-    kinds = exposures([("price", "how much is pro per month"),
-                       ("price", "What is Pro's monthly price?"),
+    assert record.exposure("price", "how much is pro per month") == SEEN
+    kinds = exposures([("price", "What is Pro's monthly price?"),
                        ("refund", "Within how many days can I get a refund?"),
                        ("new", "What is new?")], record)
-    assert list(kinds.values()) == [SEEN, UNSEEN_PHRASING, UNSEEN_FACT, UNSEEN_FACT]
+    assert kinds == {"price": UNSEEN_PHRASING, "refund": UNSEEN_FACT, "new": UNSEEN_FACT}
     assert record.held_out_fact_ids == {"refund"}
 
 
