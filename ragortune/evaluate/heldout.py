@@ -1,0 +1,152 @@
+"""Arm figures that count only what an arm never trained on, with intervals and paired tests.
+
+A fine-tuned arm asked its own training questions measures memorisation, not knowledge. Each
+question is sorted against the adapter's training record (`tune.trained`): `seen` questions
+are reported apart (`accuracy_seen`) and kept out of the arm's `accuracy`, which is the
+accuracy on unseen questions (held-out phrasings of trained facts and held-out facts). An
+arm with no unseen question gets no accuracy, and a note says why. Arms without an adapter
+(base, rag) trained on nothing: all their questions count.
+
+Pairs of arms are compared on the questions that count for both (exact McNemar, Holm-adjusted
+over the pairs of one run), so "rag beats ft" is stated only when the measured n supports it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ragortune.evaluate.stats import Estimate, PairedTest, holm, mcnemar, proportion
+from ragortune.tune.trained import SEEN, UNSEEN_FACT, UNSEEN_PHRASING, TrainedOn
+
+NO_RECORD = ("the adapter carries no record of what it was trained on (data not made by "
+             "`ragortune tune build`), so its training questions cannot be told from new ones: "
+             "build the data with `ragortune tune build` and train again")
+NO_UNSEEN = ("every question was a training question of the adapter: no held-out question to "
+             "measure it on; hold out facts (`tune build --validation`) or train on paraphrases")
+
+
+class Answered(Protocol):
+    """What scoring needs of one answer (`evaluate.arms.ArmAnswer` has it)."""
+
+    arm: str
+    query_id: str
+    question: str
+    answerable: bool | None
+    correct: bool | None
+    abstained: bool
+
+
+@dataclass(frozen=True)
+class ArmScore:
+    """One arm's figures. `accuracy` counts only `counted` questions (all of them for arms
+    without an adapter, the unseen ones for fine-tuned arms); None with a `note` when none."""
+
+    arm: str
+    accuracy: Estimate | None
+    accuracy_seen: Estimate | None = None
+    accuracy_unseen: Estimate | None = None
+    accuracy_unseen_phrasing: Estimate | None = None
+    accuracy_unseen_fact: Estimate | None = None
+    abstention_recall: Estimate | None = None  # unanswerable questions declined
+    answered_rate: Estimate | None = None  # answerable questions not declined
+    exposure: Mapping[str, str] = field(default_factory=dict)  # question id -> seen/unseen_*
+    counted: frozenset[str] = frozenset()
+    note: str | None = None
+
+    @property
+    def split(self) -> str:
+        return "held-out" if self.exposure else "all"
+
+
+def _accuracy(rows: Sequence[Answered]) -> Estimate | None:
+    answerable = [r for r in rows if r.answerable]
+    return proportion([bool(r.correct) for r in answerable]) if answerable else None
+
+
+def score_arm(rows: Sequence[Answered], trained: TrainedOn | None = None, *,
+              fine_tuned: bool = False) -> ArmScore:
+    """Figures of one arm's answers; `trained` is its adapter's record (`adapter_training`)."""
+    rows = [r for r in rows if r.answerable is not None]
+    arm = rows[0].arm if rows else ""
+    if not fine_tuned:
+        return ArmScore(arm, _accuracy(rows), abstention_recall=_abstention(rows),
+                        answered_rate=_answered(rows),
+                        counted=frozenset(r.query_id for r in rows))
+    if trained is None:
+        return ArmScore(arm, None, note=NO_RECORD)
+    exposure = {r.query_id: trained.exposure(r.query_id, r.question) for r in rows}
+    by_kind = {kind: [r for r in rows if exposure[r.query_id] == kind]
+               for kind in (SEEN, UNSEEN_PHRASING, UNSEEN_FACT)}
+    unseen = by_kind[UNSEEN_PHRASING] + by_kind[UNSEEN_FACT]
+    accuracy = _accuracy(unseen)
+    return ArmScore(
+        arm, accuracy, accuracy_seen=_accuracy(by_kind[SEEN]), accuracy_unseen=accuracy,
+        accuracy_unseen_phrasing=_accuracy(by_kind[UNSEEN_PHRASING]),
+        accuracy_unseen_fact=_accuracy(by_kind[UNSEEN_FACT]),
+        abstention_recall=_abstention(unseen), answered_rate=_answered(unseen),
+        exposure=exposure, counted=frozenset(r.query_id for r in unseen),
+        note=None if accuracy is not None else NO_UNSEEN,
+    )
+
+
+def _abstention(rows: Sequence[Answered]) -> Estimate | None:
+    unanswerable = [r for r in rows if r.answerable is False]
+    return proportion([r.abstained for r in unanswerable]) if unanswerable else None
+
+
+def _answered(rows: Sequence[Answered]) -> Estimate | None:
+    answerable = [r for r in rows if r.answerable]
+    return proportion([not r.abstained for r in answerable]) if answerable else None
+
+
+def score_arms(answers: Sequence[Answered], trained: Mapping[str, TrainedOn | None],
+               fine_tuned: set[str] | frozenset[str]) -> dict[str, ArmScore]:
+    """`score_arm` for every arm in `answers`; `trained` maps a fine-tuned arm to its record."""
+    arms = list(dict.fromkeys(a.arm for a in answers))
+    return {arm: score_arm([a for a in answers if a.arm == arm], trained.get(arm),
+                           fine_tuned=arm in fine_tuned) for arm in arms}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A paired test of two arms, with the Holm-adjusted p-value over the run's pairs."""
+
+    test: PairedTest
+    p_holm: float
+
+    @property
+    def significant(self) -> bool:
+        return self.p_holm < self.test.alpha
+
+    def to_json(self) -> dict[str, Any]:
+        t = self.test
+        better = t.a if t.diff > 0 else t.b if t.diff < 0 else None
+        return {"a": t.a, "b": t.b, "n": t.n, "diff": round(t.diff, 4), "low": round(t.low, 4),
+                "high": round(t.high, 4), "a_only": t.a_only, "b_only": t.b_only,
+                "p_value": round(t.p_value, 6), "p_holm": round(self.p_holm, 6),
+                "method": t.method, "alpha": t.alpha, "significant": self.significant,
+                "verdict": (f"{better} is more accurate (significant at n={t.n})"
+                            if self.significant and better else
+                            f"no significant difference at n={t.n}")}
+
+
+def compare_arms(answers: Sequence[Answered], scores: Mapping[str, ArmScore], *,
+                 seed: int = 0) -> list[Comparison]:
+    """Exact McNemar for each pair of arms on the answerable questions that count for both
+    (so a fine-tuned arm's training questions never enter), Holm-adjusted over the pairs."""
+    right = {(a.arm, a.query_id): bool(a.correct) for a in answers if a.answerable}
+    tests: list[PairedTest] = []
+    for a, b in itertools.combinations(scores, 2):
+        if scores[a].accuracy is None or scores[b].accuracy is None:
+            continue
+        shared = sorted(q for q in scores[a].counted & scores[b].counted
+                        if (a, q) in right and (b, q) in right)
+        if not shared:
+            continue
+        tests.append(mcnemar([right[a, q] for q in shared], [right[b, q] for q in shared],
+                             a=a, b=b, seed=seed))
+    adjusted = holm([t.p_value for t in tests]) if tests else []
+    return [Comparison(t, p) for t, p in zip(tests, adjusted, strict=True)]
