@@ -7,6 +7,9 @@ accuracy on unseen questions (held-out phrasings of trained facts and held-out f
 arm with no unseen question gets no accuracy, and a note says why. Arms without an adapter
 (base, rag) trained on nothing: all their questions count.
 
+The calibrated RAG gate is scored the same way: its threshold is chosen on k-1 folds of the
+labelled questions and its abstention measured on the fold it never saw (`cross_validate`).
+
 Pairs of arms are compared on the questions that count for both (exact McNemar, Holm-adjusted
 over the pairs of one run), so "rag beats ft" is stated only when the measured n supports it.
 """
@@ -18,7 +21,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ragortune.evaluate.stats import Estimate, PairedTest, holm, mcnemar, proportion
+import numpy as np
+
+from ragortune.errors import InputError
+from ragortune.evaluate.stats import Estimate, PairedTest, holm, kfold, mcnemar, proportion, wilson
+from ragortune.rag.calibrate import choose_threshold
 from ragortune.tune.trained import SEEN, UNSEEN_FACT, UNSEEN_PHRASING, TrainedOn
 
 NO_RECORD = ("the adapter carries no record of what it was trained on (data not made by "
@@ -150,3 +157,52 @@ def compare_arms(answers: Sequence[Answered], scores: Mapping[str, ArmScore], *,
                              a=a, b=b, seed=seed))
     adjusted = holm([t.p_value for t in tests]) if tests else []
     return [Comparison(t, p) for t, p in zip(tests, adjusted, strict=True)]
+
+
+@dataclass(frozen=True)
+class CrossValidated:
+    """Abstention measured out of sample: each fold's questions are gated by a threshold
+    chosen on the other folds, so no question judges the threshold it was used to choose."""
+
+    k: int
+    thresholds: tuple[float, ...]  # one per fold
+    abstained: tuple[tuple[str, bool, bool], ...]  # (_id, abstained, answerable)
+    precision: Estimate  # abstentions that were right (unanswerable)
+    recall: Estimate  # unanswerable questions that abstained
+    answered_recall: Estimate  # answerable questions let through
+
+    def to_json(self) -> dict[str, Any]:
+        def est(e: Estimate) -> dict[str, Any]:
+            return {"value": e.value, "n": e.n, "low": e.low, "high": e.high,
+                    "method": e.method, "split": "cross-validated"}
+        return {"k": self.k, "thresholds": [round(t, 4) for t in self.thresholds],
+                "precision": est(self.precision), "recall": est(self.recall),
+                "answered_recall": est(self.answered_recall)}
+
+
+def cross_validate(scores: np.ndarray, answerable: np.ndarray, ids: list[str], *, k: int = 5,
+                   seed: int = 0) -> CrossValidated:
+    """k-fold cross-validated abstention of the calibrated gate (k = len(ids): leave-one-out).
+    A training part with only one class keeps the threshold of the whole set's best guess:
+    the midpoint rule cannot be fitted there, so that fold's figure is conservative."""
+    folds = kfold(ids, k, seed=seed)
+    position = {qid: i for i, qid in enumerate(ids)}
+    abstain = np.zeros(len(ids), dtype=bool)
+    thresholds = []
+    for fold in folds:
+        held = np.array([position[q] for q in fold], dtype=int)
+        rest = np.setdiff1d(np.arange(len(ids)), held)
+        if answerable[rest].all() or not answerable[rest].any():
+            raise InputError(f"cross-validation needs answerable and unanswerable questions in "
+                             f"every training part; use fewer folds than {k}")
+        t = choose_threshold(scores[rest], answerable[rest])
+        thresholds.append(t)
+        abstain[held] = scores[held] < t
+    unans = ~answerable
+    return CrossValidated(
+        k=len(folds), thresholds=tuple(thresholds),
+        abstained=tuple((q, bool(a), bool(b)) for q, a, b in zip(ids, abstain, answerable)),
+        precision=wilson(int((abstain & unans).sum()), int(abstain.sum())),
+        recall=wilson(int((abstain & unans).sum()), int(unans.sum())),
+        answered_recall=wilson(int((~abstain & answerable).sum()), int(answerable.sum())),
+    )

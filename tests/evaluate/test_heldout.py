@@ -76,3 +76,32 @@ def test_pairs_are_compared_only_on_questions_that_count_for_both():
     data = comparison.to_json()
     assert data["n"] == 12 and (data["a_only"], data["b_only"]) == (12, 0)
     assert data["significant"] and data["verdict"].startswith("rag is more accurate")
+
+
+def test_cross_validated_abstention_does_not_reward_a_threshold_fitted_to_its_own_questions():
+    import numpy as np
+
+    from ragortune.evaluate.heldout import cross_validate
+    from ragortune.rag.calibrate import choose_threshold, operating_points
+
+    answerable_scores = np.linspace(0.6, 0.9, 20)
+    unanswerable_scores = np.array([0.30, 0.34, 0.38, 0.42, 0.46, 0.50, 0.55])
+    scores = np.concatenate([answerable_scores, unanswerable_scores])
+    answerable = np.array([True] * 20 + [False] * 7)
+    ids = [f"q{i}" for i in range(27)]
+    in_sample = operating_points(scores, answerable, np.array([choose_threshold(scores, answerable)]))[0]
+    assert in_sample.recall == 1.0  # the threshold was fitted to these very questions
+    cv = cross_validate(scores, answerable, ids, k=len(ids))  # leave-one-out
+    assert cv.recall.n == 7 and cv.recall.value == pytest.approx(6 / 7)
+    assert {q: a for q, a, _ in cv.abstained}["q26"] is False  # the 0.55 one slips through
+    assert cv.to_json()["recall"]["split"] == "cross-validated"
+
+
+def test_cross_validation_needs_both_kinds_of_question_in_every_training_part():
+    import numpy as np
+
+    from ragortune.errors import InputError
+    from ragortune.evaluate.heldout import cross_validate
+
+    with pytest.raises(InputError, match="fewer folds"):
+        cross_validate(np.array([0.9, 0.8, 0.2]), np.array([True, True, False]), ["a", "b", "c"], k=3)
