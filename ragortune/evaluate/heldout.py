@@ -206,3 +206,42 @@ def cross_validate(scores: np.ndarray, answerable: np.ndarray, ids: list[str], *
         recall=wilson(int((abstain & unans).sum()), int(unans.sum())),
         answered_recall=wilson(int((~abstain & answerable).sum()), int(answerable.sum())),
     )
+
+
+def evidence_arm(score: ArmScore, summary: Mapping[str, Any], *, run: str, dataset: str,
+                 gate: CrossValidated | None = None) -> dict[str, Any]:
+    """One arm's entry of evidence.json (schema 2): every figure with n, its 95% interval,
+    split, run and data set. `summary` (`arms.summarise`) gives tokens, latency and counts;
+    `gate` replaces a retrieval arm's abstention with the cross-validated figures."""
+    from ragortune.evaluate.evidence import figure
+
+    split = "held-out" if score.exposure else "all"
+
+    def fig(est: Estimate | None, where: str = split) -> dict[str, Any] | None:
+        return figure(est, split=where, run=run, dataset=dataset)
+
+    abstention = {"recall": fig(score.abstention_recall),
+                  "answered_recall": fig(score.answered_rate)}
+    if gate is not None:
+        abstention = {"precision": fig(gate.precision, "cross-validated"),
+                      "recall": fig(gate.recall, "cross-validated"),
+                      "answered_recall": fig(gate.answered_recall, "cross-validated"),
+                      "k": gate.k}
+    out = {
+        "accuracy": fig(score.accuracy),
+        "accuracy_seen": fig(score.accuracy_seen, "in-sample"),
+        "accuracy_unseen": fig(score.accuracy_unseen),
+        "accuracy_unseen_phrasing": fig(score.accuracy_unseen_phrasing),
+        "accuracy_unseen_fact": fig(score.accuracy_unseen_fact),
+        "abstention": abstention,
+        "tokens_per_query": dict(summary.get("tokens_per_query") or {}),
+        "latency_ms": {k: v for k, v in (summary.get("latency_ms") or {}).items()
+                       if k in ("p50", "p95")},
+        "questions": summary.get("questions"),
+        "counted_questions": len(score.counted),
+        "seen_questions": sum(1 for k in score.exposure.values() if k == SEEN),
+        "note": score.note,
+    }
+    if "model" in summary:
+        out["model"] = summary["model"]
+    return out
