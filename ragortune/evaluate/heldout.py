@@ -245,3 +245,23 @@ def evidence_arm(score: ArmScore, summary: Mapping[str, Any], *, run: str, datas
     if "model" in summary:
         out["model"] = summary["model"]
     return out
+
+
+def gate_for(kb: Any, questions: Sequence[Any], *, k: int, mode: str, seed: int = 0
+             ) -> CrossValidated | None:
+    """The similarity gate's abstention on these labelled questions, cross-validated
+    (leave-one-out up to 200 questions, else 10 folds): what a threshold calibrated on such
+    questions does on ones it was not calibrated on. None when the set cannot tell (fewer than
+    two answerable or two unanswerable questions)."""
+    from ragortune.rag.calibrate import best_similarities
+
+    labelled = [q for q in questions if q.answers is not None]
+    answerable = np.array([bool(q.answers) for q in labelled], dtype=bool)
+    if answerable.sum() < 2 or (~answerable).sum() < 2:
+        return None
+    scores = best_similarities(kb, list(labelled), k=k, mode=mode)
+    folds = len(labelled) if len(labelled) <= 200 else 10
+    try:
+        return cross_validate(scores, answerable, [q.id for q in labelled], k=folds, seed=seed)
+    except InputError:
+        return None
