@@ -265,3 +265,31 @@ def gate_for(kb: Any, questions: Sequence[Any], *, k: int, mode: str, seed: int 
         return cross_validate(scores, answerable, [q.id for q in labelled], k=folds, seed=seed)
     except InputError:
         return None
+
+
+def retrieval_figures(per_query: Mapping[str, Sequence[float]], query_ids: Sequence[str], *,
+                      keep: set[str] | frozenset[str] | None = None, split: str, run: str,
+                      dataset: str, seed: int = 0) -> dict[str, Any]:
+    """Each retrieval metric's mean over `keep` (every query when None) with a seeded
+    bootstrap 95% interval, as evidence figures."""
+    from ragortune.evaluate.evidence import figure
+    from ragortune.evaluate.stats import bootstrap_mean
+
+    index = [i for i, q in enumerate(query_ids) if keep is None or q in keep]
+    return {name: figure(bootstrap_mean(np.asarray(values, dtype=float)[index], seed=seed),
+                         split=split, run=run, dataset=dataset)
+            for name, values in per_query.items()}
+
+
+def choose_out_of_sample(per_query: Sequence[Mapping[str, Sequence[float]]],
+                         query_ids: Sequence[str], metric: str, *, seed: int = 0
+                         ) -> tuple[int, frozenset[str], frozenset[str]]:
+    """A sweep's configuration chosen on one seeded half of the queries (best mean `metric`,
+    first among ties), to be reported on the other half: (index, tuned on, report on)."""
+    from ragortune.evaluate.stats import split_half
+
+    tune, report = split_half(list(query_ids), seed=seed)
+    tune_set = set(tune)
+    index = [i for i, q in enumerate(query_ids) if q in tune_set]
+    means = [float(np.mean(np.asarray(p[metric], dtype=float)[index])) for p in per_query]
+    return means.index(max(means)), frozenset(tune), frozenset(report)
