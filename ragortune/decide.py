@@ -11,6 +11,7 @@ seeded draws of every uncertain driver (Monte Carlo) to say how often it wins.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -538,15 +539,21 @@ def _revisit(model: CostModel, evidence: Evidence | None, option: str) -> str | 
     if not model.scenario.profile.pre_revenue or t.growth_per_month <= 0 \
             or t.queries_per_month <= 0:
         return None
+    # At the revisit point the team has revenue: judge that volume without the pre-revenue rules.
+    later = copy.copy(model)
+    s = model.scenario
+    later.scenario = s.model_copy(update={"profile": s.profile.model_copy(
+        update={"pre_revenue": False})})
     for factor in np.geomspace(1.0, 1e4, 161)[1:]:
-        other = pick(model, evidence, Drivers(queries=float(factor)))
+        other = pick(later, evidence, Drivers(queries=float(factor), query_growth=0.0))
         if other != option:
             volume = t.queries_per_month * factor
             month = 1 + math.log(factor) / math.log1p(t.growth_per_month)
             return (f"Revisit at {count(volume)} queries a month (today {count(t.queries_per_month)}"
                     f"), expected in month {month:.0f} if the {t.growth_per_month:.0%}/month "
                     f"forecast holds: there {LABELS[other]} becomes the pick.")
-    return None
+    return (f"No volume up to {count(t.queries_per_month * 1e4)} queries a month changes the "
+            f"pick: the {t.growth_per_month:.0%}/month forecast needs no revisit on cost.")
 
 
 def _retrieval_poor(ev: Evidence | None) -> str | None:
@@ -585,6 +592,15 @@ def decide(analysis: CostAnalysis, evidence: Evidence | None = None) -> Decision
     flips += [{"kind": "rule", "option": None, "value": None,
                "text": f"Without '{name}' the recommendation would change."}
               for name in decisive]
+    if behaviour and s.profile.behaviour_by_prompting != "fails" and rec in ("rag", "prompting"):
+        trained = "hybrid" if facts else "fine-tuning"
+        alt = min(OPTIONS_OF[trained], key=tot.get)
+        needs = " and ".join(n for n in s.profile.needs if n in BEHAVIOUR_NEEDS)
+        flips.append({"kind": "behaviour", "option": alt, "value": sig2(tot[alt] - tot[option]),
+                      "text": (
+            f"If prompting cannot hold the {needs} (measure it; then set profile.behaviour_by_prompting = \"fails\"), the answer "
+            f"becomes {LABELS[alt]} at {money(tot[alt] - tot[option])} more over "
+            f"{s.horizon_months} months.")})
     first_step = _retrieval_poor(evidence) if facts else None
     if first_step:
         flips.append({"kind": "retrieval", "option": None, "value": RECALL_POOR, "text": (
