@@ -71,7 +71,7 @@ def build_figure(sim: Simulation, pairs: list[PairBreakEven], title: str = "",
     shown = [n for n in OPTIONS if options is None or n in options]
     totals = {n: sim.options[n].total for n in shown}
     positive = [v for v in totals.values() if v > 0]
-    wide = bool(positive) and max(positive) / min(positive) > 20
+    wide = bool(positive) and max(positive) / min(positive) > 8  # else the cheap ones merge
     if len(sim.months) == 1:
         _one_month(fig, sim, bands, pick, wide, shown)
     else:
