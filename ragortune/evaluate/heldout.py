@@ -17,8 +17,10 @@ over the pairs of one run), so "rag beats ft" is stated only when the measured n
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,13 +28,33 @@ import numpy as np
 from ragortune.errors import InputError
 from ragortune.evaluate.stats import Estimate, PairedTest, holm, kfold, mcnemar, proportion, wilson
 from ragortune.rag.calibrate import choose_threshold
-from ragortune.tune.trained import SEEN, UNSEEN_FACT, UNSEEN_PHRASING, TrainedOn
+from ragortune.tune.trained import RECORD_KEY, SEEN, UNSEEN_FACT, UNSEEN_PHRASING, TrainedOn
 
 NO_RECORD = ("the adapter carries no record of what it was trained on (data not made by "
              "`ragortune tune build`), so its training questions cannot be told from new ones: "
              "build the data with `ragortune tune build` and train again")
 NO_UNSEEN = ("every question was a training question of the adapter: no held-out question to "
              "measure it on; hold out facts (`tune build --validation`) or train on paraphrases")
+
+
+def adapter_training(adapter: str | Path | None) -> TrainedOn | None:
+    """The record of what `adapter` was trained on, from its `ragortune_train.json`; None when
+    the adapter's data was not built by this version of `tune build` (no record to compare)."""
+    if adapter is None:
+        return None
+    from ragortune.tune.train import RUN_FILE  # lazily: it imports torch
+
+    path = Path(adapter) / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc.msg}); train the adapter again") from None
+    build = (run.get("dataset_build") or {}) if isinstance(run, dict) else {}
+    if RECORD_KEY not in build:
+        return None
+    return TrainedOn.from_dict(build[RECORD_KEY], f"{path} (dataset_build)")
 
 
 class Answered(Protocol):

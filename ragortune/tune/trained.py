@@ -16,7 +16,6 @@ Only unseen questions measure what the adapter learned rather than what it memor
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -115,26 +114,6 @@ def record_training(
 def exposures(questions: Iterable[tuple[str, str]], record: TrainedOn) -> dict[str, str]:
     """Question id -> `seen` / `unseen_phrasing` / `unseen_fact` for (id, text) pairs."""
     return {qid: record.exposure(qid, text) for qid, text in questions}
-
-
-def adapter_training(adapter: str | Path | None) -> TrainedOn | None:
-    """The record of what `adapter` was trained on, from its `ragortune_train.json`; None when
-    the adapter's data was not built by this version of `tune build` (no record to compare)."""
-    if adapter is None:
-        return None
-    from ragortune.tune.train import RUN_FILE
-
-    path = Path(adapter) / RUN_FILE
-    if not path.is_file():
-        return None
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.msg}); train the adapter again") from None
-    build = (run.get("dataset_build") or {}) if isinstance(run, dict) else {}
-    if RECORD_KEY not in build:
-        return None
-    return TrainedOn.from_dict(build[RECORD_KEY], f"{path} (dataset_build)")
 
 
 def read_paraphrases(path: str | Path) -> dict[str, list[str]]:
