@@ -16,8 +16,8 @@ import numpy as np
 
 from ragortune.cost.analysis import CostAnalysis
 from ragortune.cost.breakeven import retrain_break_even
-from ragortune.cost.evidence import Evidence
 from ragortune.cost.tco import LABELS
+from ragortune.evaluate.evidence import Evidence
 
 LARGE_CORPUS_TOKENS = 1_000_000
 FAST_UPDATES_PER_MONTH = 4.0  # weekly or faster

@@ -37,7 +37,7 @@ def _compact(x: float) -> str:
 
 def _analyse(scenario: Path, evidence: Path | None, prices: Path | None) -> Any:
     from ragortune.cost.analysis import analyse, price_book_for
-    from ragortune.cost.evidence import load_evidence
+    from ragortune.evaluate.evidence import load_evidence
     from ragortune.cost.scenario import load_scenario
 
     scn = load_scenario(scenario)

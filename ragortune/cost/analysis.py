@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from ragortune.cost.breakeven import PairBreakEven, pair_break_evens, sensitivity
-from ragortune.cost.evidence import Evidence
 from ragortune.cost.prices import (
     PriceBook,
     load_price_file,
@@ -16,6 +15,7 @@ from ragortune.cost.prices import (
 )
 from ragortune.cost.scenario import Scenario
 from ragortune.cost.tco import LINES, CostModel, Simulation
+from ragortune.evaluate.evidence import Evidence
 
 
 def price_book_for(scenario: Scenario | None, scenario_path: Path | str | None = None,

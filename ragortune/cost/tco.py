@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ragortune.cost.evidence import Evidence
 from ragortune.cost.prices import Price, PriceBook
 from ragortune.cost.scenario import Scenario
+from ragortune.evaluate.evidence import Evidence
 
 OPTIONS = ("rag", "ft_api", "ft_self_hosted", "hybrid")
 LABELS = {

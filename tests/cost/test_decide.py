@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from ragortune.cost.analysis import analyse
-from ragortune.cost.evidence import parse_evidence
 from ragortune.cost.prices import PriceBook
 from ragortune.cost.scenario import load_scenario
 from ragortune.decide import decide
+from ragortune.evaluate.evidence import parse_evidence
 
 from .helpers import EXAMPLES, cli_json
 

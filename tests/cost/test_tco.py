@@ -9,11 +9,11 @@ import pytest
 
 from ragortune.cost.analysis import analyse
 from ragortune.cost.breakeven import break_even_month, retrain_break_even
-from ragortune.cost.evidence import load_evidence, parse_evidence
 from ragortune.cost.prices import PriceBook
 from ragortune.cost.scenario import load_scenario, parse_scenario
 from ragortune.cost.tco import LINES, OPTIONS, CostModel, Drivers
 from ragortune.errors import InputError
+from ragortune.evaluate.evidence import load_evidence, parse_evidence
 
 from .helpers import EXAMPLES
 

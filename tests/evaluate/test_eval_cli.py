@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ragortune.cost.evidence import load_evidence
 from ragortune.errors import InputError
+from ragortune.evaluate.evidence import load_evidence
 from ragortune.evaluate.retrieval_metrics import evaluate_rankings
 
 SCIFACT = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "scifact"
