@@ -310,11 +310,9 @@ def train(
             break
 
     runtime.accelerator.wait_for_everyone()
-    peak = _peak_memory(runtime.device)
-    merged = None
-    if runtime.is_main:
-        merged = _save_artefacts(cfg, out, peft_model, tokenizer, data, state, runtime, peak)
-    return _result(cfg, out, merged, data, state, optim.total_steps, runtime, peak)
+    record = _run_record(cfg, data, state, runtime, _peak_memory(runtime.device))
+    merged = _save_artefacts(cfg, out, peft_model, tokenizer, record) if runtime.is_main else None
+    return _result(cfg, out, merged, record, optim.total_steps, state, runtime)
 
 
 # ---- setup steps, in the order train() calls them ----------------------------------------------
@@ -586,13 +584,12 @@ def _save_checkpoint(
 
 # ---- the end: adapter, how it was made, optionally merged weights ----------------------------------
 def _save_artefacts(
-    cfg: TrainConfig, out: Path, model: Any, tokenizer: Any, data: TrainData, state: RunState,
-    runtime: Runtime, peak: tuple[int, str],
+    cfg: TrainConfig, out: Path, model: Any, tokenizer: Any, record: dict[str, Any]
 ) -> Path | None:
     """The adapter, `ragortune_train.json`, merged weights with --merge; then the checkpoints
     go unless kept. Returns the merged weights' folder, if any."""
     _save_adapter(model, out)
-    write_json_atomic(out / RUN_FILE, _run_record(cfg, data, state, runtime, peak), indent=2)
+    write_json_atomic(out / RUN_FILE, record, indent=2)
     merged_dir = _save_merged(model, tokenizer, out / "merged") if cfg.merge else None
     if not cfg.keep_checkpoints:
         checkpoint.clear(out / "checkpoints")
@@ -656,34 +653,16 @@ def _save_adapter(model: Any, out: Path) -> None:
 
 
 def _result(
-    cfg: TrainConfig, out: Path, merged: Path | None, data: TrainData, state: RunState, total_steps: int,
-    runtime: Runtime, peak: tuple[int, str],
+    cfg: TrainConfig, out: Path, merged: Path | None, record: dict[str, Any], total_steps: int,
+    state: RunState, runtime: Runtime,
 ) -> TrainResult:
-    losses = [e["loss"] for e in state.log]
-    return TrainResult(
-        out=str(out),
-        adapter=str(out),
-        merged=str(merged) if merged else None,
-        steps=state.step,
-        total_steps=total_steps,
-        epochs=cfg.epochs,
-        examples=len(data.train),
-        truncated=data.truncated,
-        loss_first=losses[0] if losses else None,
-        loss_last=losses[-1] if losses else None,
-        val_losses=state.val_losses,
-        tokens=state.tokens,
-        target_tokens=state.target_tokens,
-        train_seconds=round(state.train_seconds, 3),
-        tokens_per_s=round(state.tokens / state.train_seconds, 1) if state.train_seconds else 0.0,
-        peak_memory_bytes=peak[0],
-        peak_memory_kind=peak[1],
-        device=str(runtime.device),
-        precision=runtime.precision,
-        resumed_from_step=state.resumed_from,
-        cpu_seconds=round(state.cpu_seconds, 3),
-        log=state.log,
-    )
+    """What the caller gets back: the run record's figures plus the per-step log."""
+    shared = ("steps", "examples", "truncated", "loss_first", "loss_last", "val_losses", "tokens",
+              "target_tokens", "train_seconds", "tokens_per_s", "peak_memory_bytes", "peak_memory_kind",
+              "precision", "resumed_from_step", "cpu_seconds")
+    return TrainResult(out=str(out), adapter=str(out), merged=str(merged) if merged else None,
+                       total_steps=total_steps, epochs=cfg.epochs, device=str(runtime.device),
+                       log=state.log, **{key: record[key] for key in shared})
 
 
 # ---- small pieces ---------------------------------------------------------------------------------------
