@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ragortune.cost.breakeven import PairBreakEven, pair_break_evens, sensitivity
+from ragortune.cost.measured import Evidence
 from ragortune.cost.prices import (
     PriceBook,
     load_price_file,
@@ -15,7 +16,6 @@ from ragortune.cost.prices import (
 )
 from ragortune.cost.scenario import Scenario
 from ragortune.cost.tco import LINES, CostModel, Simulation
-from ragortune.evaluate.evidence import Evidence
 
 
 def price_book_for(scenario: Scenario | None, scenario_path: Path | str | None = None,
@@ -68,6 +68,7 @@ class CostAnalysis:
             "cheapest": sim.cheapest(),
             "break_even": [p.to_dict() for p in self.pairs],
             "sensitivity": self.sensitivity,
+            "warnings": list(self.model.warnings),
         }
 
 
