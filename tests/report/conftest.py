@@ -1,0 +1,32 @@
+"""Report fixtures: folders made by the real commands (tests/report/data/make_fixtures.sh),
+copied to a temporary folder per test because building a report writes into it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+def _copy(name: str, tmp_path: Path) -> Path:
+    src = DATA / name
+    if not (src / "evidence.json").is_file():
+        pytest.skip(f"fixture {src} missing: run tests/report/data/make_fixtures.sh")
+    dst = tmp_path / name
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.fixture
+def demo_out(tmp_path: Path) -> Path:
+    """The demo KB: two arms (base, rag) answered and put through the v1 -> v2 update."""
+    return _copy("demo", tmp_path)
+
+
+@pytest.fixture
+def scifact_out(tmp_path: Path) -> Path:
+    """A SciFact subset: retrieval metrics, no answers."""
+    return _copy("scifact", tmp_path)
