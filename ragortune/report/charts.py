@@ -20,6 +20,7 @@ from ragortune.report.model import ArmRow, CostView
 COLOURS = {"rag": "#1f77b4", "ft_api": "#d62728", "ft_self_hosted": "#9467bd",
            "hybrid": "#2ca02c", "prompting": "#8c564b"}
 _FALLBACK = ("#ff7f0e", "#17becf", "#7f7f7f", "#bcbd22")
+ARM_COLOUR = {"rag": "rag", "ft": "ft_api", "hybrid": "hybrid", "base": ""}
 
 
 def dollars(value: float, _pos: object = None) -> str:
@@ -65,7 +66,7 @@ def _spread(positions: list[float], gap: float) -> list[float]:
 def cost_chart(cost: CostView, pick: str | None) -> str:
     """Cumulative cost per option with its P10-P90 band when the model gave one, break-even
     months marked, the recommended option drawn bold and labelled as the pick."""
-    fig = Figure(figsize=(8.6, 4.4), dpi=100)
+    fig = Figure(figsize=(9.6, 4.6), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     colours = {c.option: COLOURS.get(c.option, _FALLBACK[i % len(_FALLBACK)])
                for i, c in enumerate(cost.curves)}
@@ -116,8 +117,8 @@ def cost_chart(cost: CostView, pick: str | None) -> str:
     ax.set_title(f"Cumulative cost over {horizon} months{scale}"
                  + (", shaded P10-P90" if bands else "") + "; o = break-even", fontsize=10)
     # End labels in a right margin, spread in display space so that they never overlap.
-    fig.subplots_adjust(left=0.1, right=0.7, top=0.9, bottom=0.12)
-    fig.canvas.draw()
+    fig.subplots_adjust(left=0.09, right=0.73, top=0.91, bottom=0.12)
+    ax.get_ylim()  # settles the autoscaled limits the transforms below read
     to_px = ax.transData.transform
     ends = [to_px((horizon, c.cumulative[-1]))[1] for c in cost.curves]
     spread = _spread(ends, gap=15.0)
@@ -157,5 +158,3 @@ def accuracy_chart(arms: list[ArmRow]) -> str:
     fig.tight_layout()
     return _svg(fig, "accuracy chart")
 
-
-ARM_COLOUR = {"rag": "rag", "ft": "ft_api", "hybrid": "hybrid", "base": ""}

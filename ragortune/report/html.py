@@ -54,7 +54,7 @@ td.r, th.r { text-align: right; font-variant-numeric: tabular-nums; }
 td.missing { color: var(--muted); font-style: italic; }
 .right { color: var(--good); } .wrong { color: var(--bad); }
 .wrap { overflow-x: auto; }
-svg.chart { width: 100%; height: auto; max-width: 880px; display: block; }
+svg.chart { width: 100%; height: auto; max-width: 960px; display: block; }
 .cols { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 16px; }
 .kv td:first-child { color: var(--muted); width: 40%; word-break: break-all; }
 .kv td { word-break: break-word; }
