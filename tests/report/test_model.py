@@ -141,3 +141,19 @@ def test_the_decisions_own_sensitivity_wins_over_the_cost_models(demo_out: Path)
     if decision.get("option") == "rag" and not decision.get("confidence"):
         assert model.verdict.confidence == "wins 87% of 2,000 draws"
     assert model.verdict.win_share == {"rag": 0.87, "ft_api": 0.13}
+
+
+def test_run_json_is_the_provenance_when_compare_wrote_one(demo_out: Path) -> None:
+    run = {"scenario": {"name": "demo", "path": "s.toml"},
+           "settings": {"k": 3, "mode": "hybrid"},
+           "models": {"llm": "smollm2", "embedder": "minilm"},
+           "data": {"docs": {"sha256": "ab" * 32}},
+           "stages": {"ingest": "cached", "answers": "ran"},
+           "versions": {"ragortune": "9.9.9"}, "questions_synthesised": True}
+    (demo_out / "run.json").write_text(json.dumps(run))
+    model = load_report(demo_out)
+    assert model.synthesised is True
+    assert model.run["stages"] == {"ingest": "cached", "answers": "ran"}
+    assert model.run["data"]["docs.sha256"] == "ab" * 32
+    assert model.run["versions"] == {"ragortune": "9.9.9"}
+    assert list(model.run)[:2] == ["scenario", "settings"]
