@@ -138,21 +138,25 @@ def cost_chart(cost: CostView, pick: str | None) -> str:
 def accuracy_chart(arms: list[ArmRow]) -> str:
     """Accuracy per arm with its 95% interval: overlapping bars mean 'not shown different'."""
     rows = [a for a in arms if a.accuracy.value is not None]
-    fig = Figure(figsize=(7.0, 0.6 + 0.45 * max(1, len(rows))), dpi=100)
+    fig = Figure(figsize=(9.6, 0.9 + 0.5 * max(1, len(rows))), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     for i, arm in enumerate(rows):
         m = arm.accuracy
         colour = COLOURS.get(ARM_COLOUR.get(arm.name, ""), "#444444")
-        if m.low is not None and m.high is not None:
-            ax.plot([m.low, m.high], [i, i], color=colour, lw=2.5, alpha=0.6)
+        low = m.low if m.low is not None else m.value
+        high = m.high if m.high is not None else m.value
+        ax.plot([low, high], [i, i], color=colour, lw=2.5, alpha=0.6)
         ax.plot([m.value], [i], "o", color=colour, ms=8)
-        n = f" (n={m.n})" if m.n else ""
-        ax.annotate(f"{m.value:.2f}{n}", (m.value, i), textcoords="offset points",
-                    xytext=(0, 8), ha="center", fontsize=8)
+        label = f"{m.value:.2f}" + (f" (n={m.n})" if m.n else "")
+        # Beside the interval, on whichever side has room: never over another arm's row.
+        right = high <= 0.75
+        ax.annotate(label, (high if right else low, i), textcoords="offset points",
+                    xytext=(8 if right else -8, 0), ha="left" if right else "right",
+                    va="center", fontsize=9)
     ax.set_yticks(range(len(rows)), [a.name for a in rows])
     ax.set_ylim(-0.6, len(rows) - 0.2)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1)
+    ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("accuracy on answerable questions, 95% interval")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

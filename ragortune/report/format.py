@@ -12,9 +12,9 @@ def money(value: float | None) -> str:
         return NOT_MEASURED
     if abs(value) >= 100:
         return f"${value:,.0f}"
-    if abs(value) >= 0.01:
+    if abs(value) >= 1:
         return f"${value:,.2f}"
-    return f"${value:.2g}"
+    return f"${value:.2g}"  # a cent fraction is the figure itself here (cost per answer)
 
 
 def number(value: float | None, digits: int = 0) -> str:
