@@ -11,10 +11,13 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 
-def _copy(name: str, tmp_path: Path) -> Path:
+def _copy(name: str, tmp_path: Path, required: bool = True) -> Path:
     src = DATA / name
     if not (src / "evidence.json").is_file():
-        pytest.skip(f"fixture {src} missing: run tests/report/data/make_fixtures.sh")
+        message = f"fixture {src} missing: run tests/report/data/make_fixtures.sh {name}"
+        if required:
+            pytest.fail(message)
+        pytest.skip(message + " (it needs ../shared/datasets/scifact)")
     dst = tmp_path / name
     shutil.copytree(src, dst)
     return dst
@@ -29,4 +32,4 @@ def demo_out(tmp_path: Path) -> Path:
 @pytest.fixture
 def scifact_out(tmp_path: Path) -> Path:
     """A SciFact subset: retrieval metrics, no answers."""
-    return _copy("scifact", tmp_path)
+    return _copy("scifact", tmp_path, required=False)

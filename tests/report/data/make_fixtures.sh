@@ -5,8 +5,10 @@
 #             `decide --json` on a scenario with that evidence. No qrels: no retrieval metrics.
 #   scifact/  `eval retrieval` on a SciFact subset (first 400 documents, the test queries whose
 #             relevant documents all lie in it), then `cost` and `decide` with that evidence.
-# Run from the repository root: tests/report/data/make_fixtures.sh  (about 3 minutes, 2 cores).
-# The scifact part needs ../shared/datasets/scifact and is skipped when it is absent.
+# Run: tests/report/data/make_fixtures.sh [demo|scifact|all]  (all by default). On 2 idle
+# cores the demo part takes a few minutes (it loads SmolLM2 twice); on a loaded machine much
+# longer. The scifact part needs ../shared/datasets/scifact and is skipped when it is absent.
+PART=${1:-all}
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -16,6 +18,7 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 # --- demo ---------------------------------------------------------------------------------
+if [[ $PART == all || $PART == demo ]]; then
 OUT=$DATA/demo
 rm -rf "$OUT" && mkdir -p "$OUT"
 for v in v1 v2; do  # 5 changed facts, 1 added, 1 stable, 1 unanswerable
@@ -39,8 +42,11 @@ ragortune eval update --v1 examples/demo_kb/v1 --v2 examples/demo_kb/v2 \
     --arms base,rag --max-tokens 32 --work "$TMP/work" --out "$OUT" --json > /dev/null
 ragortune cost --scenario "$SCENARIO" --evidence "$OUT/evidence.json" --no-png --json > "$OUT/cost.json"
 ragortune decide --scenario "$SCENARIO" --evidence "$OUT/evidence.json" --json > "$OUT/decision.json"
+cp "$TMP/questions-v1.jsonl" "$OUT/questions.jsonl"  # the gold answers the report shows
+fi
 
 # --- scifact subset -----------------------------------------------------------------------
+[[ $PART == all || $PART == scifact ]] || exit 0
 SCIFACT=../shared/datasets/scifact
 if [[ ! -d $SCIFACT ]]; then
     echo "skipped scifact fixture: $SCIFACT not found"
@@ -73,5 +79,4 @@ PY
 ragortune eval retrieval --dataset "$TMP/scifact-mini" --work "$TMP/work" --out "$OUT" --json > /dev/null
 ragortune cost --scenario "$SCENARIO" --evidence "$OUT/evidence.json" --no-png --json > "$OUT/cost.json"
 ragortune decide --scenario "$SCENARIO" --evidence "$OUT/evidence.json" --json > "$OUT/decision.json"
-# Paths of the machine that made them mean nothing elsewhere; the report must not need them.
-echo "fixtures written to $DATA/demo and $DATA/scifact"
+echo "fixtures written under $DATA"
