@@ -82,12 +82,16 @@ footer { margin-top: 40px; color: var(--muted); font-size: 0.85em; }
 <div class="verdict">
   <div><span class="pick">Recommendation: {{ v.label }}</span>
   {% if v.confidence %}<span class="conf">confidence: {{ v.confidence }}</span>{% endif %}</div>
+  {% if v.too_close %}<div class="warn"><strong>Too close to call.</strong>{% if v.settled_by %} {{ v.settled_by }}{% endif %}</div>{% endif %}
+  {% if v.runner_up and v.premium is not none %}<div class="note">Against the runner-up, {{ names.get(v.runner_up, v.runner_up) }}:
+    {{ "saves" if v.premium < 0 else "costs" }} <span class="num">{{ fmt.money(v.premium | abs) }}</span> over the horizon.</div>{% endif %}
+  {% if v.revisit %}<div><strong>Revisit:</strong> {{ v.revisit }}</div>{% endif %}
   {% if v.win_share %}<div class="note">Win share over the Monte Carlo draws:
     {% for opt, s in v.win_share.items() %}{{ names.get(opt, opt) }} {{ fmt.share(s) }}{% if not loop.last %}, {% endif %}{% endfor %}</div>{% endif %}
   {% if v.first_step %}<div><strong>First:</strong> {{ v.first_step }}</div>{% endif %}
   <h3>Reasons, ranked by what decides</h3>
   <ol class="reasons">
-  {% for r in v.reasons %}<li><span class="tag {{ 'for' if r.supports else 'against' }}">{{ 'for' if r.supports else 'against' }}</span>
+  {% for r in v.reasons %}<li><span class="tag {{ 'for' if r.supports else 'against' }}">{{ 'for' if r.supports else 'against' }}</span>{% if r.decisive %}<span class="tag">decisive</span>{% endif %}
     {% set n = fmt.reason_number(r.value, r.dollars) %}{% if n %}<span class="num" title="{{ r.rule or '' }}">{% if r.rule %}<span class="note">{{ r.rule }}</span> {% endif %}{{ n }}</span> &middot; {% endif %}{{ r.text }}</li>
   {% else %}<li class="missing">no reasons recorded</li>{% endfor %}
   </ol>
@@ -141,7 +145,7 @@ at the scenario's prices and volume (rag &rarr; RAG, ft &rarr; fine-tuned API, h
 <h3>Totals over {{ m.cost.horizon_months }} months</h3>
 <table><tr><th>option</th><th class="r">total</th></tr>
 {% for c in m.cost.curves %}<tr><td>{{ c.label }}{% if c.option == pick %} <strong>(pick)</strong>{% endif %}{% if c.option == m.cost.cheapest %} <span class="tag">cheapest</span>{% endif %}</td>
-<td class="r">{{ fmt.money(c.total) }}{% if c.p10 and c.p90 %} <span class="note">P10 {{ fmt.money(c.p10[-1]) }} &ndash; P90 {{ fmt.money(c.p90[-1]) }}</span>{% endif %}</td></tr>{% endfor %}
+<td class="r">{{ fmt.money(c.total) }}{% if c.p10 and c.p90 %} <span class="note">P10 {{ fmt.money(c.p10[-1]) }}{% if c.p50_total is not none %} &middot; P50 {{ fmt.money(c.p50_total) }}{% endif %} &middot; P90 {{ fmt.money(c.p90[-1]) }}</span>{% endif %}{% if v and v.win_share.get(c.option) is not none %} <span class="note">wins {{ fmt.share(v.win_share[c.option]) }}</span>{% endif %}</td></tr>{% endfor %}
 </table></div><div>
 <h3>Break-even between each pair</h3>
 <table><tr><th>pair</th><th>cheaper at the horizon</th><th class="r">from month</th><th class="r">volume flip (queries/month)</th></tr>
@@ -153,18 +157,19 @@ at the scenario's prices and volume (rag &rarr; RAG, ft &rarr; fine-tuned API, h
 
 <section id="sensitivity">
 <h2>Sensitivity</h2>
-{% if m.sensitivity %}
-<p class="note">{% if m.sensitivity_kind == "decision" %}Which driver, moved how far, changes the recommendation.{% else %}The decision gave no sensitivity of its own; this is the cost model's: the cheapest option with one driver scaled by each factor (bold red where it differs from today's cheapest).{% endif %}</p>
-{% if m.sensitivity_kind == "cost" %}{% set cols, grid = fmt.pivot(m.sensitivity) %}
+{% if m.sensitivity is not none %}
+{% if m.sensitivity %}<p class="note">Which driver, moved how far, changes the recommendation (the nearest move each way).</p>
+<table><tr><th>driver</th><th>move</th><th>then</th></tr>
+{% for s in m.sensitivity %}<tr><td>{{ s.driver }}</td><td>{{ s.change }}</td><td>{{ s.outcome }}</td></tr>{% endfor %}
+</table>{% else %}<p>No single driver, moved across its swept range, changes the recommendation.</p>{% endif %}
+{% endif %}
+{% if m.cost_sensitivity %}{% set cols, grid = fmt.pivot(m.cost_sensitivity) %}
+<h3>Cheapest option with one cost driver scaled</h3>
+<p class="note">The cost model alone (bold red where it differs from today's cheapest); the decision weighs more than cost.</p>
 <table><tr><th>driver</th>{% for c in cols %}<th>{{ c }}</th>{% endfor %}</tr>
 {% for driver, cells in grid %}<tr><td>{{ driver }}</td>{% for s in cells %}<td>{% if s %}{% if s.flips %}<strong class="wrong">{{ s.outcome }}</strong>{% else %}{{ s.outcome }}{% endif %}{% endif %}</td>{% endfor %}</tr>
-{% endfor %}
-{% else %}
-<table><tr><th>driver</th><th>change</th><th>outcome</th><th>changes it?</th></tr>
-{% for s in m.sensitivity %}<tr><td>{{ s.driver }}</td><td>{{ s.change }}</td><td>{{ s.outcome }}</td>
-<td>{% if s.flips is none %}-{% elif s.flips %}<strong class="wrong">yes</strong>{% else %}no{% endif %}</td></tr>{% endfor %}
-{% endif %}
-</table>{% else %}<p class="missing">Sensitivity not measured.</p>{% endif %}
+{% endfor %}</table>{% endif %}
+{% if m.sensitivity is none and not m.cost_sensitivity %}<p class="missing">Sensitivity not measured.</p>{% endif %}
 </section>
 
 <section id="disagreements">

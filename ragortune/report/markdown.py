@@ -43,6 +43,14 @@ def render_markdown(model: ReportModel) -> str:
         out.append("")
         if v.confidence:
             out += [f"Confidence: {md(v.confidence)}", ""]
+        if v.too_close:
+            out += [f"**Too close to call.** {md(v.settled_by or '')}", ""]
+        if v.runner_up and v.premium is not None:
+            verb = "saves" if v.premium < 0 else "costs"
+            out += [(f"Against the runner-up, {md(OPTION_NAMES.get(v.runner_up, v.runner_up))}: "
+                    f"{verb} {fmt.money(abs(v.premium))} over the horizon."), ""]
+        if v.revisit:
+            out += [f"Revisit: {md(v.revisit)}", ""]
         if v.win_share:
             out += ["Win share: " + ", ".join(f"{md(OPTION_NAMES.get(o, o))} {fmt.share(s)}"
                                              for o, s in v.win_share.items()), ""]
@@ -52,7 +60,7 @@ def render_markdown(model: ReportModel) -> str:
         out.append("")
         for r in v.reasons:
             number = fmt.reason_number(r.value, r.dollars)
-            side = "for" if r.supports else "against"
+            side = ("for" if r.supports else "against") + (", decisive" if r.decisive else "")
             label = f"{r.rule} = {number}" if r.rule and number else number
             out.append(f"{r.rank}. ({side}{', ' + md(label) if label else ''}) {md(r.text)}")
         out.append("")
@@ -94,11 +102,13 @@ def render_markdown(model: ReportModel) -> str:
     out += ["## Cost over time", ""]
     if model.cost:
         pick = v.option if v else None
+        shares = v.win_share if v else {}
         rows = [[md(c.label) + (" **(pick)**" if c.option == pick else ""), fmt.money(c.total),
-                 f"{fmt.money(c.p10[-1])} – {fmt.money(c.p90[-1])}" if c.p10 and c.p90 else "-"]
+                 f"{fmt.money(c.p10[-1])} – {fmt.money(c.p90[-1])}" if c.p10 and c.p90 else "-",
+                 fmt.share(shares[c.option]) if c.option in shares else "-"]
                 for c in model.cost.curves]
-        out += _table(["option", f"total over {model.cost.horizon_months} months", "P10 – P90"],
-                      rows)
+        out += _table(["option", f"total over {model.cost.horizon_months} months", "P10 – P90",
+                       "wins"], rows)
         rows = [[md(f"{OPTION_NAMES.get(p.a, p.a)} vs {OPTION_NAMES.get(p.b, p.b)}"),
                  md(OPTION_NAMES.get(p.cheaper, p.cheaper)), str(p.month or "never"),
                  fmt.number(p.volume) if p.volume else "-"] for p in model.cost.break_even]
@@ -108,20 +118,21 @@ def render_markdown(model: ReportModel) -> str:
         out += ["Cost not measured.", ""]
 
     out += ["## Sensitivity", ""]
-    if model.sensitivity:
-        if model.sensitivity_kind == "cost":
-            out += ["The cost model's: the cheapest option with one driver scaled.", ""]
-            cols, grid = fmt.pivot(model.sensitivity)
-            out += _table(["driver", *map(md, cols)],
-                          [[md(d), *("" if s is None else (f"**{md(s.outcome)}**" if s.flips
-                                                             else md(s.outcome)) for s in cells)]
-                           for d, cells in grid])
+    if model.sensitivity is not None:
+        if model.sensitivity:
+            out += _table(["driver", "move", "then"], [[md(s.driver), md(s.change), md(s.outcome)]
+                                                      for s in model.sensitivity])
         else:
-            out += _table(["driver", "change", "outcome", "changes it?"],
-                          [[md(s.driver), md(s.change), md(s.outcome),
-                            "-" if s.flips is None else ("**yes**" if s.flips else "no")]
-                           for s in model.sensitivity])
-    else:
+            out += [("No single driver, moved across its swept range, changes the "
+                    "recommendation."), ""]
+    if model.cost_sensitivity:
+        out += ["Cheapest option with one cost driver scaled (the cost model alone):", ""]
+        cols, grid = fmt.pivot(model.cost_sensitivity)
+        out += _table(["driver", *map(md, cols)],
+                      [[md(d), *("" if s is None else (f"**{md(s.outcome)}**" if s.flips
+                                                         else md(s.outcome)) for s in cells)]
+                       for d, cells in grid])
+    if model.sensitivity is None and not model.cost_sensitivity:
         out += ["Sensitivity not measured.", ""]
 
     out += ["## Where the arms disagree", ""]

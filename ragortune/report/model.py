@@ -40,7 +40,8 @@ ARMS = ("base", "rag", "ft", "hybrid")
 ARM_OPTION = {"rag": "rag", "ft": "ft_api", "hybrid": "hybrid"}
 OPTION_NAMES = {"rag": "RAG", "ft_api": "Fine-tuned (API)",
                 "ft_self_hosted": "Fine-tuned (self-hosted)", "hybrid": "Hybrid (FT + RAG)",
-                "fine-tuning": "Fine-tuning", "prompting": "Prompting / structured outputs"}
+                "hybrid_self_hosted": "Hybrid (self-hosted)", "fine-tuning": "Fine-tuning",
+                "prompting": "Prompting / structured outputs"}
 INPUT_FILES = ("evidence.json", "decision.json", "cost.json", "answers.csv", "run.json")
 
 
@@ -85,6 +86,7 @@ class Reason:
     value: float | None
     supports: bool
     dollars: float | None
+    decisive: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,11 @@ class Verdict:
     warnings: list[str]
     first_step: str | None
     scenario: str | None
+    too_close: bool = False
+    runner_up: str | None = None
+    premium: float | None = None  # over the runner-up; negative = a saving
+    revisit: str | None = None
+    settled_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,7 @@ class Curve:
     cumulative: list[float]
     p10: list[float] | None
     p90: list[float] | None
+    p50_total: float | None = None
 
 
 @dataclass(frozen=True)
@@ -156,8 +164,8 @@ class ReportModel:
     arms: list[ArmRow]
     retrieval: dict[str, Measure]
     cost: CostView | None
-    sensitivity: list[SensitivityRow]
-    sensitivity_kind: str  # "decision" (does the answer change) or "cost" (cheapest option)
+    sensitivity: list[SensitivityRow] | None  # the decision's (None: it gave none)
+    cost_sensitivity: list[SensitivityRow]  # the cost model's cheapest option per driver
     disagreements: list[Disagreement]
     questions_asked: int
     synthesised: bool | None
@@ -182,12 +190,12 @@ def load_report(folder: Path | str) -> ReportModel:
     gold = _read_gold(folder / "questions.jsonl")
     total_queries = _queries_total(cost, run)
     arms = _arms(evidence, cost, total_queries)
-    sensitivity, kind = _sensitivity(decision, cost)
     return ReportModel(
         folder=str(folder), present=present, verdict=_verdict(decision), arms=arms,
         retrieval={k: _measure(v) for k, v in (evidence.get("retrieval") or {}).items()
                    if _measure(v).value is not None},
-        cost=_cost(cost), sensitivity=sensitivity, sensitivity_kind=kind,
+        cost=_cost(cost, decision), sensitivity=_decision_sensitivity(decision),
+        cost_sensitivity=_cost_sensitivity(cost),
         disagreements=_disagreements(rows, gold),
         questions_asked=len({r.get("query_id") or r.get("question") for r in rows}),
         synthesised=run.get("questions_synthesised"), run=_run_facts(run, evidence, cost))
@@ -311,6 +319,10 @@ def _queries_total(cost: dict[str, Any], run: dict[str, Any]) -> float | None:
     horizon = int((cost.get("scenario") or {}).get("horizon_months") or 0)
     if _num(per_month) and horizon:
         return float(per_month) * horizon
+    first, growth = _num(assumptions.get("queries_first_month")), _num(
+        assumptions.get("query_growth_per_month"))
+    if first is not None and growth is not None and horizon:
+        return sum(first * (1 + growth) ** m for m in range(horizon)) or None
     scenario = (run.get("scenario") or {}) if isinstance(run.get("scenario"), dict) else {}
     path = scenario.get("path") or (cost.get("scenario") or {}).get("path")
     if not path or not horizon or not Path(path).is_file():
@@ -336,21 +348,25 @@ def _verdict(decision: dict[str, Any]) -> Verdict | None:
     if rec == "fine-tuning" and serving:
         label += f", served {serving}"
     monte = decision.get("monte_carlo") or {}
-    shares = decision.get("win_share") or decision.get("win_shares") or monte.get("win_share") or {}
-    conf = decision.get("confidence")
+    shares = decision.get("win_share") or decision.get("win_shares") or monte.get("win_share") \
+        or {k: o.get("win_share") for k, o in (monte.get("options") or {}).items()
+            if isinstance(o, dict) and _num(o.get("win_share"))}
+    conf = decision.get("confidence", monte.get("confidence"))
+    draws = monte.get("draws")
     if isinstance(conf, dict):
         conf = conf.get("text") or (f"wins {float(conf['win_share']):.0%} of the draws"
                                     if _num(conf.get("win_share")) is not None else None)
     elif _num(conf) is not None:
-        conf = f"{float(conf):.0%}"
+        conf = f"wins {float(conf):.0%} of {draws:,} draws" if _num(draws) else f"{float(conf):.0%}"
     if conf is None and option in shares and _num(shares[option]) is not None:
-        draws = monte.get("draws")
         conf = f"wins {float(shares[option]):.0%} of {draws:,} draws" if draws else \
             f"wins {float(shares[option]):.0%} of the draws"
+    too_close = bool(decision.get("too_close_to_call", monte.get("too_close_to_call")))
+    settled = monte.get("settled_by")
     reasons = [Reason(int(r.get("rank", i + 1)), str(r.get("text", "")), r.get("rule"),
                       _num(r.get("value")),
                       bool(r.get("supports", True)),
-                      _num(r.get("dollars", r.get("usd"))))
+                      _num(r.get("dollars", r.get("usd"))), bool(r.get("decisive")))
                for i, r in enumerate(decision.get("reasons") or []) if isinstance(r, dict)]
     flips = [str(f.get("text", f)) if isinstance(f, dict) else str(f)
              for f in decision.get("flips") or []]
@@ -361,11 +377,14 @@ def _verdict(decision: dict[str, Any]) -> Verdict | None:
                                              if _num(v) is not None},
                    sorted(reasons, key=lambda r: r.rank), flips, warnings,
                    decision.get("first_step"),
-                   scenario.get("name") if isinstance(scenario, dict) else scenario)
+                   scenario.get("name") if isinstance(scenario, dict) else scenario,
+                   too_close, decision.get("runner_up"),
+                   _num(decision.get("premium_over_runner_up")), decision.get("revisit"),
+                   settled.get("text") if isinstance(settled, dict) else None)
 
 
-def _band(opt: dict[str, Any], key: str) -> list[float] | None:
-    bands = opt.get("bands") or opt.get("cumulative_bands") or {}
+def _band(opt: dict[str, Any], key: str, extra: Any = None) -> list[float] | None:
+    bands = extra or opt.get("bands") or opt.get("cumulative_bands") or {}
     values = bands.get(key) if isinstance(bands, dict) else None
     values = values if values is not None else opt.get(f"cumulative_{key}")
     if isinstance(values, list) and values and all(_num(v) is not None for v in values):
@@ -373,8 +392,12 @@ def _band(opt: dict[str, Any], key: str) -> list[float] | None:
     return None
 
 
-def _cost(cost: dict[str, Any]) -> CostView | None:
+def _cost(cost: dict[str, Any], decision: dict[str, Any]) -> CostView | None:
+    """Curves from cost.json; P10-P90 bands from it or from the decision's Monte Carlo."""
     options = cost.get("options") or {}
+    monte = decision.get("monte_carlo") or {}
+    bands = monte.get("bands") or {}
+    finals = monte.get("options") or {}
     curves = []
     for name, opt in options.items():
         cum = opt.get("cumulative") if isinstance(opt, dict) else None
@@ -382,7 +405,8 @@ def _cost(cost: dict[str, Any]) -> CostView | None:
             continue
         curves.append(Curve(name, str(opt.get("label") or OPTION_NAMES.get(name, name)),
                             float(opt.get("total") or cum[-1]), [float(v) for v in cum],
-                            _band(opt, "p10"), _band(opt, "p90")))
+                            _band(opt, "p10", bands.get(name)), _band(opt, "p90", bands.get(name)),
+                            _num((finals.get(name) or {}).get("p50"))))
     if not curves:
         return None
     scenario = cost.get("scenario") or {}
@@ -395,22 +419,35 @@ def _cost(cost: dict[str, Any]) -> CostView | None:
                     cost.get("cheapest"), curves, pairs)
 
 
-def _sensitivity(decision: dict[str, Any], cost: dict[str, Any]
-                 ) -> tuple[list[SensitivityRow], str]:
-    """The decision's own sensitivity (does the answer change) when it has one, else the
-    cost model's (which option is cheapest with one driver scaled)."""
+def _decision_sensitivity(decision: dict[str, Any]) -> list[SensitivityRow] | None:
+    """Which driver, moved how far (down or up), changes the recommendation; an empty list
+    means no single driver does within the swept range. None: the decision has no such key."""
     rows = decision.get("sensitivity")
-    if isinstance(rows, list) and rows:
-        out = []
-        for r in rows:
-            if not isinstance(r, dict):
-                continue
+    if not isinstance(rows, list):
+        return None
+    out = []
+    for r in rows:
+        if not isinstance(r, dict):
+            continue
+        if "factor" in r or "change" in r:  # one flat row per move
             change = r.get("change") or (f"x{r['factor']:g}" if _num(r.get("factor")) else "")
-            outcome = r.get("text") or r.get("recommendation") or ""
             flips = r.get("flips")
-            out.append(SensitivityRow(str(r.get("driver", "")), str(change), str(outcome),
+            out.append(SensitivityRow(str(r.get("driver", "")), str(change),
+                                      str(r.get("text") or r.get("recommendation") or ""),
                                       bool(flips) if flips is not None else None))
-        return out, "decision"
+            continue
+        for side in ("down", "up"):
+            move = r.get(side)
+            if isinstance(move, dict):
+                out.append(SensitivityRow(str(r.get("driver", "")),
+                                          f"{side} to {move.get('value')} (now {r.get('now')})",
+                                          str(move.get("text") or move.get("option") or ""),
+                                          True))
+    return out
+
+
+def _cost_sensitivity(cost: dict[str, Any]) -> list[SensitivityRow]:
+    """The cost model's grid: the cheapest option with one driver scaled."""
     out = []
     for r in cost.get("sensitivity") or []:
         if isinstance(r, dict) and _num(r.get("factor")) is not None:
@@ -418,7 +455,7 @@ def _sensitivity(decision: dict[str, Any], cost: dict[str, Any]
             out.append(SensitivityRow(str(r.get("driver")), f"x{float(r['factor']):g}",
                                       OPTION_NAMES.get(cheapest, cheapest),
                                       cheapest != cost.get("cheapest")))
-    return out, "cost"
+    return out
 
 
 def _truthy(cell: str | None) -> bool | None:

@@ -80,6 +80,8 @@ def test_queries_come_from_the_scenario_file_when_cost_json_has_none(demo_out: P
     scenario.write_text("[traffic]\nqueries_per_month = 1000\ngrowth_per_month = 0.1\n")
     cost = json.loads((demo_out / "cost.json").read_text())
     cost["scenario"]["path"] = str(scenario)
+    for key in ("queries_first_month", "query_growth_per_month"):  # as cost.json v1 had it
+        cost["assumptions"].pop(key, None)
     (demo_out / "cost.json").write_text(json.dumps(cost))
     rag = next(a for a in load_report(demo_out).arms if a.name == "rag")
     h = cost["scenario"]["horizon_months"]
@@ -128,19 +130,27 @@ def test_disagreements_are_the_questions_where_arms_differ(demo_out: Path) -> No
         assert set(d.answers) == {"base", "rag"} and d.gold
 
 
-def test_the_decisions_own_sensitivity_wins_over_the_cost_models(demo_out: Path) -> None:
-    assert load_report(demo_out).sensitivity_kind == "cost"
+def test_decision_v2_confidence_bands_and_sensitivity_are_read(demo_out: Path) -> None:
     decision = json.loads((demo_out / "decision.json").read_text())
-    decision["sensitivity"] = [{"driver": "queries", "change": "x3", "flips": True,
-                                "text": "fine-tuning (API) from 150k queries/month"}]
-    decision["monte_carlo"] = {"draws": 2000, "win_share": {"rag": 0.87, "ft_api": 0.13}}
+    option = decision["option"]
+    h = json.loads((demo_out / "cost.json").read_text())["scenario"]["horizon_months"]
+    decision.update(confidence=0.87, too_close_to_call=False, runner_up="ft_api",
+                    premium_over_runner_up=-1234.0, sensitivity=[
+                        {"driver": "queries", "now": 1.0, "down": None,
+                         "up": {"value": 3.1, "option": "ft_api", "text": "At 150,000 ..."}}])
+    decision["monte_carlo"] = {"draws": 2000, "confidence": 0.87, "options": {
+        option: {"p10": 1.0, "p50": 2.0, "p90": 3.0, "win_share": 0.87}},
+        "bands": {option: {"p10": [1.0] * h, "p90": [3.0] * h}}}
     (demo_out / "decision.json").write_text(json.dumps(decision))
     model = load_report(demo_out)
-    assert model.sensitivity_kind == "decision"
-    assert model.sensitivity[0].flips is True
-    if decision.get("option") == "rag" and not decision.get("confidence"):
-        assert model.verdict.confidence == "wins 87% of 2,000 draws"
-    assert model.verdict.win_share == {"rag": 0.87, "ft_api": 0.13}
+    assert model.verdict.confidence == "wins 87% of 2,000 draws"
+    assert model.verdict.win_share == {option: 0.87}
+    assert model.verdict.premium == -1234.0 and model.verdict.runner_up == "ft_api"
+    assert [(s.driver, s.change) for s in model.sensitivity] == [("queries",
+                                                                  "up to 3.1 (now 1.0)")]
+    curve = next(c for c in model.cost.curves if c.option == option)
+    assert curve.p10 == [1.0] * h and curve.p90 == [3.0] * h and curve.p50_total == 2.0
+    assert model.cost_sensitivity  # the cost model's grid stays beside it
 
 
 def test_run_json_is_the_provenance_when_compare_wrote_one(demo_out: Path) -> None:
