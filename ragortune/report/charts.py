@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 
 from matplotlib import rc_context
 from matplotlib.backends.backend_svg import FigureCanvasSVG
@@ -121,12 +122,13 @@ def cost_chart(cost: CostView, pick: str | None) -> str:
     ax.get_ylim()  # settles the autoscaled limits the transforms below read
     to_px = ax.transData.transform
     ends = [to_px((horizon, c.cumulative[-1]))[1] for c in cost.curves]
-    spread = _spread(ends, gap=15.0)
+    labels = [textwrap.fill(f"{c.label}: {dollars(c.total)}" + (
+        "  \u2605 pick" if c.option == pick else ""), 32) for c in cost.curves]
+    lines = max(label.count("\n") + 1 for label in labels)
+    spread = _spread(ends, gap=12.0 * lines + 3.0)
     to_axes = ax.transAxes.inverted().transform
-    for curve, y_px, y_end in zip(cost.curves, spread, ends):
+    for curve, label, y_px, y_end in zip(cost.curves, labels, spread, ends):
         y = to_axes((0, y_px))[1]
-        label = f"{curve.label}: {dollars(curve.total)}" + (
-            "  \u2605 pick" if curve.option == pick else "")
         ax.annotate(label, xy=(1.0, to_axes((0, y_end))[1]), xycoords="axes fraction",
                     xytext=(1.03, y), textcoords="axes fraction", va="center", fontsize=8.5,
                     color=colours[curve.option],

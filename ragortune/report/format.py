@@ -42,7 +42,7 @@ def measure(m: Measure, digits: int = 2) -> str:
 def reason_number(value: float | None, dollars: float | None) -> str:
     """A reason's number: its dollars when it has them, else its value (two significant
     figures: a reason is an argument, not an invoice)."""
-    if dollars is not None:
+    if dollars:
         return money(dollars)
     if value is None:
         return ""
