@@ -25,7 +25,9 @@ def _copy(name: str, tmp_path: Path, required: bool = True) -> Path:
 
 @pytest.fixture
 def demo_out(tmp_path: Path) -> Path:
-    """The demo KB: two arms (base, rag) answered and put through the v1 -> v2 update."""
+    """The demo KB: two arms (base, rag) answered on 7 v1 questions, then cost and decide.
+    (The checked-in copy lacks the script's `eval update` step: it did not finish on the
+    loaded machine it was made on; rerun `make_fixtures.sh demo` to add stale rates.)"""
     return _copy("demo", tmp_path)
 
 

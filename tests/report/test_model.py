@@ -19,7 +19,8 @@ def test_the_demo_folder_gives_every_arm_the_verdict_and_the_cost(demo_out: Path
     rag = next(a for a in model.arms if a.name == "rag")
     assert rag.accuracy.value == pytest.approx(evidence["arms"]["rag"]["accuracy"])
     assert rag.accuracy.n == evidence["arms"]["rag"]["answerable"]
-    assert rag.stale_rate.value == evidence["arms"]["rag"]["stale_rate"]
+    # None (shown "not measured") when the update test did not run, its figure when it did
+    assert rag.stale_rate.value == evidence["arms"]["rag"].get("stale_rate")
     decision = json.loads((demo_out / "decision.json").read_text())
     assert model.verdict is not None
     assert model.verdict.recommendation == decision["recommendation"]
@@ -49,6 +50,8 @@ def test_evidence_v2_figures_keep_their_interval_split_and_run(demo_out: Path) -
                                            "split": "held-out", "run_id": "r1"}
     evidence["arms"]["rag"]["accuracy_seen"] = {"value": 1.0, "n": 12, "low": 0.76,
                                                 "high": 1.0, "split": "in-sample"}
+    evidence["arms"]["rag"]["stale_rate"] = {"value": 0.2, "n": 5, "low": 0.04, "high": 0.62,
+                                             "split": "held-out"}
     evidence["retrieval"] = {"ndcg@10": {"value": 0.71, "n": 300, "low": 0.67, "high": 0.75}}
     path.write_text(json.dumps(evidence))
     model = load_report(demo_out)
@@ -57,6 +60,7 @@ def test_evidence_v2_figures_keep_their_interval_split_and_run(demo_out: Path) -
     assert (rag.accuracy.n, rag.accuracy.split, rag.accuracy.run_id) == (25, "held-out", "r1")
     assert rag.accuracy.interval_source == "evidence"
     assert rag.accuracy_seen.split == "in-sample"
+    assert (rag.stale_rate.value, rag.stale_rate.high) == (0.2, 0.62)
     assert model.retrieval["ndcg@10"].high == 0.75
 
 
