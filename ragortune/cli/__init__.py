@@ -14,6 +14,7 @@ from ragortune.cli import eval as eval_cli  # noqa: E402,F401
 from ragortune.cli import eval_answers  # noqa: E402,F401
 from ragortune.cli import tune  # noqa: E402,F401
 from ragortune.cli import answers  # noqa: E402,F401
+from ragortune.cli import compare  # noqa: E402,F401
 
 
 def main() -> None:
