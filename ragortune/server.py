@@ -23,11 +23,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from ragortune import __version__, rag
+from ragortune import __version__, rag, retrieve
 from ragortune.errors import ConfigError, InputError, RagortuneError
 from ragortune.generate import LLM, Completion, Message, load_llm
 from ragortune.kb import open_kb
-from ragortune import retrieve
 
 MODEL_ID = "ragortune"
 
@@ -185,8 +184,6 @@ def create_app(kb_path: str | Path, llm_spec: str | None = "smollm2", token: str
             "ragortune": _extras(answer),
         }
 
-    app.state.kb = kb
-    app.state.llm = model
     return app
 
 

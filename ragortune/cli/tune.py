@@ -11,8 +11,15 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ragortune.cli.app import (JSON_OPTION, app, console, emit_json, labelled, print_error,
-                               show_progress)
+from ragortune.cli.app import (
+    JSON_OPTION,
+    app,
+    console,
+    emit_json,
+    labelled,
+    print_error,
+    show_progress,
+)
 
 tune_app = typer.Typer(
     help="Fine-tuning arm: build chat data, validate it and price the job, train LoRA adapters, "

@@ -90,17 +90,6 @@ def load_file(path: Path) -> Iterator[Document]:
         yield _checked(Document(str(path), str(path), str(path), _markdown_title(text, path), text, kind))
 
 
-def load_documents(paths: Iterable[str | Path]) -> Iterator[Document | Skipped]:
-    """Every document under `paths`, and a `Skipped` for every file that could not be read."""
-    files, skipped = discover(paths)
-    yield from skipped
-    for file in files:
-        try:
-            yield from list(load_file(file))
-        except (OSError, ValueError) as exc:
-            yield Skipped(str(file), str(exc) or type(exc).__name__)
-
-
 def _checked(doc: Document) -> Document:
     if not doc.text.strip():
         raise ValueError("no text content")

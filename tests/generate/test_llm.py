@@ -5,16 +5,15 @@ from __future__ import annotations
 import socket
 
 import pytest
-
 from server.openai_endpoint import MODEL, OpenAIEndpoint
 
 from ragortune.errors import ConfigError, RagortuneError
 from ragortune.generate import load_llm
 from ragortune.generate.llm import Completion
 from ragortune.generate.local import LocalLLM
-from ragortune.models import load_causal_lm, shipped_smollm2_dir
 from ragortune.generate.openai_compat import OpenAICompatLLM
 from ragortune.generate.prompts import Passage, rag_messages
+from ragortune.models import load_causal_lm, shipped_smollm2_dir
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -140,8 +139,8 @@ def test_an_endpoint_failing_past_the_retries_is_one_clear_error(endpoint) -> No
 
 @pytest.mark.parametrize("model, path, key, error", [
     (MODEL, "/v1", "wrong", r"HTTP 401: Incorrect API key provided; set RAGORTUNE_LLM_API_KEY"),
-    ("gpt-nope", "/v1", "sk-test", r"HTTP 404: The model 'gpt-nope' does not exist; check that "
-                                   r"it serves model 'gpt-nope'"),
+    ("gpt-nope", "/v1", "sk-test", (r"HTTP 404: The model 'gpt-nope' does not exist; check "
+                                    r"that it serves model 'gpt-nope'")),
     (MODEL, "", "sk-test", r"HTTP 404: .*404 Not Found.*base URL ends with /v1"),
 ])
 def test_endpoint_errors_name_the_cause_and_the_fix(endpoint, model, path, key, error) -> None:

@@ -78,7 +78,7 @@ def _handler(endpoint: OpenAIEndpoint) -> type[BaseHTTPRequestHandler]:
         def _error(self, status: int, message: str, **headers: str) -> None:
             self._json(status, {"error": {"message": message, "type": "stub_error"}}, **headers)
 
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             endpoint.requests.append((self.path, body))
             if not self.path.startswith("/v1/"):
