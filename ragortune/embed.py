@@ -160,7 +160,8 @@ def endpoint_error(exc: Exception, client: Any, role: str, model: str,
     import openai
 
     where = f"{role} endpoint {str(client.base_url).rstrip('/')}"
-    tries = f"{client.max_retries + 1} attempts"
+    attempts = client.max_retries + 1
+    tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
     if isinstance(exc, openai.APITimeoutError):
         return ConfigError(f"{where} did not answer within {client.timeout} s ({tries}): "
                            "check the server's load, or that it is the right server")

@@ -137,6 +137,13 @@ def test_an_endpoint_failing_past_the_retries_is_one_clear_error(endpoint) -> No
         OpenAICompatLLM(MODEL, endpoint.url, "sk-test").complete(QUESTION)
 
 
+def test_a_stalled_endpoint_times_out_with_a_clear_error(endpoint) -> None:
+    endpoint.delay = 1.0
+    llm = OpenAICompatLLM(MODEL, endpoint.url, "sk-test", timeout=0.2, max_retries=0)
+    with pytest.raises(ConfigError, match=r"did not answer within 0.2 s \(1 attempt\)"):
+        llm.complete(QUESTION)
+
+
 @pytest.mark.parametrize("model, path, key, error", [
     (MODEL, "/v1", "wrong", r"HTTP 401: Incorrect API key provided; set RAGORTUNE_LLM_API_KEY"),
     ("gpt-nope", "/v1", "sk-test", (r"HTTP 404: The model 'gpt-nope' does not exist; check "

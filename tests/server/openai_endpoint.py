@@ -1,6 +1,7 @@
 """A small OpenAI-compatible HTTP server on a loopback port, for the clients' tests: chat
 completions (plain and streamed) and embeddings, a record of every request, and scripted
-failures (`fail_next(503)` answers the next request with that status, then serves again).
+failures (`fail_next(503)` answers the next request with that status, then serves again;
+`delay` stalls every answer).
 
 Answers are deterministic: chat replies "echo: <last user message>" with word counts as usage;
 an embedding is the first `dimension` bytes of the text's SHA-256, not normalised.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,6 +28,7 @@ class OpenAIEndpoint:
         self.api_key = api_key
         self.dimension = dimension
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.delay = 0.0  # seconds to wait before answering: a slow or stuck server
         self._failures: list[int] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -81,6 +84,7 @@ def _handler(endpoint: OpenAIEndpoint) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             endpoint.requests.append((self.path, body))
+            time.sleep(endpoint.delay)
             if not self.path.startswith("/v1/"):
                 data = b"<html><body><h1>404 Not Found</h1></body></html>"
                 self.send_response(404)
