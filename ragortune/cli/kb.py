@@ -9,8 +9,9 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-from ragortune.cli.app import JSON_OPTION, app, console, emit_json, show_progress
+from ragortune.cli.app import JSON_OPTION, app, console, emit_json, print_warning, show_progress
 from ragortune.config import load_settings
 
 KB_OPTION = typer.Option(None, "--kb", help="Knowledge-base folder [env RAGORTUNE_KB; default .ragortune]")
@@ -60,7 +61,7 @@ def ingest(
                   f"{report.chunks_reused} reused, {report.chunks_deleted} deleted "
                   f"in {report.seconds:.1f} s")
     for skipped in report.skipped:
-        console.print(f"  [yellow]skipped[/yellow] {skipped.path}: {skipped.reason}", highlight=False)
+        print_warning(f"{skipped.path}: {skipped.reason}", label="  skipped")
 
 
 @app.command()
@@ -91,9 +92,12 @@ def search(
         return
     for rank, hit in enumerate(hits, start=1):
         where = f"{hit.source}" + (f" § {hit.heading}" if hit.heading else "")
-        console.print(f"[bold]{rank}.[/bold] score {hit.score:.4f}  similarity {hit.similarity:.3f}  "
-                      f"[cyan]{where}[/cyan]", highlight=False)
-        console.print(f"   {hit.text[:300]}{'…' if len(hit.text) > 300 else ''}", highlight=False)
+        line = Text.assemble((f"{rank}.", "bold"),
+                             f" score {hit.score:.4f}  similarity {hit.similarity:.3f}  ",
+                             (where, "cyan"))
+        console.print(line, highlight=False)
+        console.print(f"   {hit.text[:300]}{'…' if len(hit.text) > 300 else ''}", highlight=False,
+                      markup=False)
 
 
 @app.command()
@@ -108,5 +112,5 @@ def status(kb: Optional[str] = KB_OPTION, json_output: bool = JSON_OPTION) -> No
     table = Table(show_header=False, box=None)
     for key, value in info.items():
         shown = f"{value / 1e6:.2f} MB" if key == "size_bytes" else str(value)
-        table.add_row(key.replace("_", " "), shown)
+        table.add_row(key.replace("_", " "), Text(shown))
     console.print(table)

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from ragortune import __version__
+from ragortune.documents.chunk import check_sizes
 from ragortune.embed import Embedder, load_embedder
 from ragortune.errors import KnowledgeBaseError
 from ragortune.io import utc_now, write_json_atomic
@@ -153,6 +154,7 @@ def open_kb(path: str | Path = ".ragortune", embedder: Embedder | str | None = N
                                              ("chunk_overlap", chunk_overlap)) if value is not None}
     settings = KBSettings(embedder=loaded.name, dimension=loaded.dimension, created_at=utc_now(),
                           **sizes)
+    check_sizes(settings.chunk_size, settings.chunk_overlap, loaded.max_tokens, loaded.name)
     path.mkdir(parents=True, exist_ok=True)
     kb = KnowledgeBase(path, settings, loaded)
     kb.save_manifest(Manifest(version=kb.writer().version()))
