@@ -24,6 +24,7 @@ class Settings(BaseModel, extra="allow"):
     k: int = 5
     min_score: float | None = None
     llm: str = "smollm2"
+    store_url: str | None = None  # postgresql://... keeps the KB (named by `kb`) in PostgreSQL
 
 
 def load_settings(overrides: dict[str, Any] | None = None, folder: Path | None = None) -> Settings:
