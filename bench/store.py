@@ -98,7 +98,7 @@ def row(name: str, size: int, load_s: float | None, index_s: float | None, times
 
 def bench_size(base: np.ndarray, queries: np.ndarray, size: int, url: str | None) -> None:
     vectors = replicate(base, size)
-    exact = lambda q: list(np.argpartition(-(vectors @ q), K)[:K])  # noqa: E731
+    exact = lambda q: list(np.argpartition(-(vectors @ q), K)[:K])
     truth, times = timed(exact, queries)
     row("numpy exact scan", size, None, None, times, 1.0)
     bench_lance(vectors, queries, truth, size)
