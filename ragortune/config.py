@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     k: int = 5
     min_score: float | None = None
     llm: str = "smollm2"
+    store_url: str | None = None  # postgresql://... keeps the KB (named by `kb`) in PostgreSQL
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -15,12 +15,15 @@ from ragortune.cli.app import JSON_OPTION, app, console, emit_json, print_warnin
 from ragortune.config import load_settings
 
 KB_OPTION = typer.Option(None, "--kb", help="Knowledge-base folder [env RAGORTUNE_KB; default .ragortune]")
+STORE_OPTION = typer.Option(None, "--store", help="postgresql://... keeps the KB named --kb in "
+                            "PostgreSQL [env RAGORTUNE_STORE_URL; default: the --kb folder]")
 
 
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Files or folders (walked recursively)."),
     kb: Optional[str] = KB_OPTION,
+    store: Optional[str] = STORE_OPTION,
     embedder: Optional[str] = typer.Option(None, help="minilm | st:<model> | openai:<model>"),
     chunk_size: Optional[int] = typer.Option(None, help="Tokens per chunk (default 240)."),
     chunk_overlap: Optional[int] = typer.Option(None, help="Tokens shared by neighbours (default 30)."),
@@ -32,11 +35,11 @@ def ingest(
     from ragortune.kb.sync import sync
     from ragortune.kb import open_kb
 
-    settings = load_settings({"kb": kb, "embedder": embedder, "chunk_size": chunk_size,
-                              "chunk_overlap": chunk_overlap})
+    settings = load_settings({"kb": kb, "store_url": store, "embedder": embedder,
+                              "chunk_size": chunk_size, "chunk_overlap": chunk_overlap})
     check_sizes(settings.chunk_size, settings.chunk_overlap)
     given = settings.model_fields_set  # only what the user set is checked against an existing KB
-    base = open_kb(settings.kb, create=True,
+    base = open_kb(settings.kb, create=True, store=settings.store_url,
                    embedder=settings.embedder if "embedder" in given else None,
                    chunk_size=settings.chunk_size if "chunk_size" in given else None,
                    chunk_overlap=settings.chunk_overlap if "chunk_overlap" in given else None)
@@ -73,14 +76,16 @@ def search(
         None, help="Drop hits whose cosine similarity is below this (every mode); "
                    "defaults to the KB's calibrated threshold."),
     kb: Optional[str] = KB_OPTION,
+    store: Optional[str] = STORE_OPTION,
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Search the knowledge base; hits carry score, similarity, source, heading and text."""
     from ragortune.kb import open_kb
     from ragortune.retrieve import search
 
-    settings = load_settings({"kb": kb, "k": k, "mode": mode, "min_score": min_score})
-    base = open_kb(settings.kb)
+    settings = load_settings({"kb": kb, "store_url": store, "k": k, "mode": mode,
+                              "min_score": min_score})
+    base = open_kb(settings.kb, store=settings.store_url)
     threshold = settings.min_score if settings.min_score is not None else base.settings.min_score
     hits = search(base, query, k=settings.k, mode=settings.mode, min_score=threshold)
     if json_output:
@@ -101,11 +106,13 @@ def search(
 
 
 @app.command()
-def status(kb: Optional[str] = KB_OPTION, json_output: bool = JSON_OPTION) -> None:
+def status(kb: Optional[str] = KB_OPTION, store: Optional[str] = STORE_OPTION,
+           json_output: bool = JSON_OPTION) -> None:
     """Documents, chunks, embedder, size on disk and last sync of a knowledge base."""
     from ragortune.kb import open_kb
 
-    info = open_kb(load_settings({"kb": kb}).kb).status()
+    settings = load_settings({"kb": kb, "store_url": store})
+    info = open_kb(settings.kb, store=settings.store_url).status()
     if json_output:
         emit_json(info)
         return
