@@ -31,4 +31,10 @@ def build_report(folder: Path | str) -> tuple[ReportModel, dict[str, Path]]:
     return model, paths
 
 
-__all__ = ["HTML_FILE", "MARKDOWN_FILE", "ReportModel", "build_report", "load_report"]
+def write_report(folder: Path | str) -> dict[str, Path]:
+    """What `ragortune compare` calls: build both reports, return {"html", "markdown"} paths."""
+    return build_report(folder)[1]
+
+
+__all__ = ["HTML_FILE", "MARKDOWN_FILE", "ReportModel", "build_report", "load_report",
+           "write_report"]

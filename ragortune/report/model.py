@@ -198,7 +198,10 @@ def load_report(folder: Path | str) -> ReportModel:
         cost_sensitivity=_cost_sensitivity(cost),
         disagreements=_disagreements(rows, gold),
         questions_asked=len({r.get("query_id") or r.get("question") for r in rows}),
-        synthesised=run.get("questions_synthesised"), run=_run_facts(run, evidence, cost))
+        synthesised=run.get("questions_synthesised",
+                            (run.get("questions") or {}).get("synthesised")
+                            if isinstance(run.get("questions"), dict) else None),
+        run=_run_facts(run, evidence, cost))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -504,9 +507,11 @@ def _run_facts(run: dict[str, Any], evidence: dict[str, Any], cost: dict[str, An
     """Provenance tables: run.json's sections when compare wrote one; else what the
     evidence and cost files record (settings of each run, data hashes, versions)."""
     sections: dict[str, dict[str, str]] = {}
-    for key in ("scenario", "settings", "models", "data", "stages", "versions"):
-        if run.get(key):
-            sections[key] = _flat(run[key])
+    for key, title in (("scenario", "scenario"), ("settings", "settings"),
+                       ("config", "settings"), ("models", "models"), ("questions", "questions"),
+                       ("data", "data"), ("stages", "stages"), ("versions", "versions")):
+        if run.get(key) and title not in sections:
+            sections[title] = _flat(run[key])
     if "scenario" not in sections and cost.get("scenario"):
         sections["scenario"] = _flat(cost["scenario"])
     if "settings" not in sections:

@@ -171,3 +171,14 @@ def test_run_json_is_the_provenance_when_compare_wrote_one(demo_out: Path) -> No
     assert model.run["data"]["docs.sha256"] == "ab" * 32
     assert model.run["versions"] == {"ragortune": "9.9.9"}
     assert list(model.run)[:2] == ["scenario", "settings"]
+
+
+def test_compares_run_json_config_and_questions_are_read(demo_out: Path) -> None:
+    run = {"config": {"arms": ["base", "rag"], "llm": "smollm2"},
+           "questions": {"path": "q.jsonl", "n": 24, "synthesised": True},
+           "data": {"docs": "ff" * 32}, "stages": {"index v1": "cached"}}
+    (demo_out / "run.json").write_text(json.dumps(run))
+    model = load_report(demo_out)
+    assert model.synthesised is True
+    assert model.run["settings"]["arms"] == "base, rag"
+    assert model.run["questions"]["n"] == "24"
