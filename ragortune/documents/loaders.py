@@ -67,15 +67,15 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[Skipped]]:
     return files, skipped
 
 
-def load_file(path: Path) -> Iterator[Document]:
-    """Documents of one file; raises `ValueError` with a readable reason when it cannot."""
+def load_file(path: Path) -> list[Document]:
+    """All documents of one file, or none: raises `ValueError` with a readable reason when it
+    cannot be read, so a JSONL file broken at line 900 adds nothing rather than 899 lines."""
     kind = SUFFIXES[path.suffix.lower()]
     data = path.read_bytes()
     if not data.strip():
         raise ValueError("empty file")
     if kind == "pdf":
-        yield _pdf(path, data)
-        return
+        return [_pdf(path, data)]
     if b"\x00" in data[:8192]:
         raise ValueError("binary content in a text file")
     try:
@@ -83,22 +83,11 @@ def load_file(path: Path) -> Iterator[Document]:
     except UnicodeDecodeError as exc:
         raise ValueError(f"not UTF-8 text (byte {exc.start})") from None
     if kind == "jsonl":
-        yield from _jsonl(path, text)
-    elif kind == "html":
-        yield _html(path, text)
-    else:
-        yield _checked(Document(str(path), str(path), str(path), _markdown_title(text, path), text, kind))
-
-
-def load_documents(paths: Iterable[str | Path]) -> Iterator[Document | Skipped]:
-    """Every document under `paths`, and a `Skipped` for every file that could not be read."""
-    files, skipped = discover(paths)
-    yield from skipped
-    for file in files:
-        try:
-            yield from list(load_file(file))
-        except (OSError, ValueError) as exc:
-            yield Skipped(str(file), str(exc) or type(exc).__name__)
+        return list(_jsonl(path, text))
+    if kind == "html":
+        return [_html(path, text)]
+    return [_checked(Document(str(path), str(path), str(path), _markdown_title(text, path), text,
+                              kind))]
 
 
 def _checked(doc: Document) -> Document:
