@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
 
     kb = open_kb(args.kb)
-    questions = read_questions(args.questions)
+    questions = read_questions(args.questions, require_answers=True)
     kb.embed_query("warm up")  # model load is reported apart from per-query latency
     scores = best_similarities(kb, questions, k=args.k, mode=args.mode)
     labels = np.array([q.answerable for q in questions])
@@ -114,7 +114,7 @@ def run(kb, spec: str, questions, args, loo, labels) -> dict:
             "prompt (LLM called)": round(float(np.mean([u.prompt_tokens for u in called] or [0])), 1),
             "completion (LLM called)": round(float(np.mean([u.completion_tokens for u in called] or [0])), 1),
         },
-        "answerable_with_gold": [sum(not a.abstained and q.answered_by(a.text) for q, a in answerable),
+        "answerable_with_gold": [sum(bool(verdict(a.text, q.answers, a.abstained)) for q, a in answerable),
                                  len(answerable)],
         "unanswerable_abstained": [sum(a.abstained for _, a in unanswerable), len(unanswerable)],
         "citations": {"model_written": sum(bool(a.citations) and not a.citations_inferred for a in answers),

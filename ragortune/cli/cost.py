@@ -21,6 +21,7 @@ PRICES_SCENARIO_OPTION = typer.Option(None, "--scenario", help="Also apply this 
                                       "[prices] overrides.")
 PNG_OPTION = typer.Option(None, "--png", help="Where to write the cumulative-cost chart "
                           "[default: SCENARIO-FILE-STEM.cost.png in the current folder].")
+DECIDE_PNG_OPTION = typer.Option(None, "--png", help="Also write the cost chart here.")
 NO_PNG_OPTION = typer.Option(False, "--no-png", help="Do not write the chart.")
 
 
@@ -37,11 +38,11 @@ def _compact(x: float) -> str:
 
 def _analyse(scenario: Path, evidence: Path | None, prices: Path | None) -> Any:
     from ragortune.cost.analysis import analyse, price_book_for
-    from ragortune.cost.evidence import load_evidence
+    from ragortune.cost.measured import read_evidence
     from ragortune.cost.scenario import load_scenario
 
     scn = load_scenario(scenario)
-    ev = load_evidence(evidence) if evidence is not None else None
+    ev = read_evidence(evidence) if evidence is not None else None
     return analyse(scn, price_book_for(scn, scenario, prices), ev), ev
 
 
@@ -105,7 +106,8 @@ def prices_command(
         console.print(f"not known: {', '.join(missing)} (add overrides to use this model there)")
 
 
-SHORT = {"rag": "RAG", "ft_api": "FT-API", "ft_self_hosted": "FT-self", "hybrid": "Hybrid"}
+SHORT = {"rag": "RAG", "prompting": "Prompting", "ft_api": "FT-API",
+         "ft_self_hosted": "FT-self", "hybrid": "Hybrid", "hybrid_self_hosted": "Hybrid-self"}
 GROUPS = {
     "embedding": ("embedding_initial", "embedding_updates", "query_embedding"),
     "vector store": ("vector_storage", "vector_reads", "vector_writes"),
@@ -119,8 +121,9 @@ def _cost_tables(data: dict[str, Any]) -> None:
     h = data["scenario"]["horizon_months"]
     opts = data["options"]
     table = Table(title=f"{data['scenario']['name']}: cost over {h} months "
-                        f"(* = cheapest)", caption="FT-API = fine-tuned model on the API; "
-                        "FT-self = fine-tuned open model on rented GPUs; Hybrid = FT-API + RAG")
+                        f"(* = cheapest)", caption="Prompting = base model, cached instructions / structured "
+                        "outputs; FT-API = fine-tuned model on the API; FT-self = fine-tuned open "
+                        "model on rented GPUs; Hybrid = fine-tuned model + RAG")
     table.add_column("cost line")
     for name in opts:
         table.add_column(SHORT[name] + (" *" if name == data["cheapest"] else ""),
@@ -167,9 +170,20 @@ def _cost_tables(data: dict[str, Any]) -> None:
         f"{_money(a['training_cost_per_run_initial'])} per run; "
         f"{a['ft_retrains_per_month']:.2f} retrains/month (fine-tuned), "
         f"{a['hybrid_retrains_per_month']:.2f} (hybrid).\n"
-        f"self-hosted: {a['gpus_serving_first_month']:.0f} GPU(s), "
-        f"{a['gpu_hours_per_month_first']:,.0f} GPU-hours in month 1.", highlight=False,
-        markup=False)
+        f"self-hosted: {a['gpus_serving_first_month']:.0f} GPU(s) sized for "
+        f"{a['peak_to_average']:g}x peak traffic, {a['gpu_hours_per_month_first']:,.0f} "
+        f"GPU-hours in month 1; training {a['self_hosted_training_gpu_hours_per_run_initial']:,.1f}"
+        f" GPU-hours ({_money(a['self_hosted_training_cost_per_run_initial'])}) a run for a "
+        f"{a['self_hosted_model']['params_b']:g}B {a['self_hosted_model']['train_method']} "
+        f"({a['self_hosted_model']['train_gpus']} GPU(s); compute from "
+        f"{a['self_hosted_model']['tflops_source']}, MFU {a['self_hosted_model']['train_mfu']:g})"
+        ".", highlight=False, markup=False)
+    _warnings(data.get("warnings", []))
+
+
+def _warnings(warnings: list[str]) -> None:
+    for w in warnings:
+        console.print(f"WARNING: {w}", style="yellow", highlight=False, markup=False)
 
 
 @app.command("cost")
@@ -182,16 +196,14 @@ def cost_command(
     json_output: bool = JSON_OPTION,
 ) -> None:
     """TCO per option (RAG, fine-tuned API, fine-tuned self-hosted, hybrid) with break-evens."""
-    analysis, _ = _analyse(scenario, evidence, prices)
+    analysis, ev = _analyse(scenario, evidence, prices)
     data = analysis.to_dict(str(scenario))
     data["png"] = None
     if not no_png:
-        from ragortune.cost.plot import plot_cumulative
+        from ragortune.decide import decide
 
         path = png if png is not None else Path(f"{scenario.stem}.cost.png")
-        plot_cumulative(analysis.simulation, analysis.pairs, path,
-                        title=analysis.model.scenario.name)
-        data["png"] = str(path)
+        data["png"] = _chart(analysis, decide(analysis, ev), path)
     if json_output:
         emit_json(data)
         return
@@ -200,40 +212,98 @@ def cost_command(
         console.print(f"chart: {data['png']}", highlight=False)
 
 
+def _chart(analysis: Any, decision: Any, path: Path) -> str:
+    from ragortune.cost.plot import plot_cumulative
+    from ragortune.decide import candidates
+
+    plot_cumulative(analysis.simulation, analysis.pairs, path, title=analysis.model.scenario.name,
+                    bands=decision.monte_carlo["bands"], pick=decision.option,
+                    options=candidates(analysis.model))
+    return str(path)
+
+
+def _mc_table(data: dict[str, Any]) -> None:
+    mc = data["monte_carlo"]
+    table = Table(title=f"Monte Carlo: {mc['draws']:,} draws (seed {mc['seed']}), total over "
+                        f"the horizon; win = share of draws where the decision picks it")
+    for col in ("option", "P10", "P50", "P90", "win"):
+        table.add_column(col, justify="right" if col != "option" else "left")
+    for name, o in mc["options"].items():
+        if not o["candidate"]:
+            continue
+        mark = " <- pick" if name == data["option"] else ""
+        table.add_row(SHORT[name] + mark, _money(o["p10"]), _money(o["p50"]), _money(o["p90"]),
+                      f"{o['win_share']:.0%}")
+    console.print(table)
+    console.print("uncertain inputs: " + "; ".join(
+        f"{i['label']} {i['low']:,.4g} to {i['high']:,.4g} ({i['basis']})"
+        for i in mc["inputs"]), highlight=False, markup=False)
+
+
 @app.command("decide")
 def decide_command(
     scenario: Path = SCENARIO_OPTION,
     evidence: Path | None = EVIDENCE_OPTION,
     prices: Path | None = PRICES_OPTION,
+    png: Path | None = DECIDE_PNG_OPTION,
     json_output: bool = JSON_OPTION,
 ) -> None:
-    """Recommend RAG, fine-tuning or hybrid, with ranked reasons and what would flip it."""
-    from ragortune.decide import decide
+    """Recommend prompting, RAG, fine-tuning or hybrid: confidence, ranked reasons, flips."""
+    from ragortune.decide import NAMES, decide, money
 
     analysis, ev = _analyse(scenario, evidence, prices)
     decision = decide(analysis, ev)
     data = decision.to_dict()
     data["scenario"] = {"name": analysis.model.scenario.name, "path": str(scenario)}
+    data["png"] = _chart(analysis, decision, png) if png is not None else None
     if json_output:
         emit_json(data)
         return
-    names = {"rag": "RAG", "fine-tuning": "Fine-tuning", "hybrid":
-             "Hybrid (fine-tune for behaviour + RAG for facts)"}
-    serving = f", served {decision.serving}" if decision.recommendation == "fine-tuning" else ""
-    console.print(f"[bold]Recommendation: {names[decision.recommendation]}{serving}[/bold]  "
-                  f"({analysis.model.scenario.name})", highlight=False)
+    serving = f", served {decision.serving}" if decision.recommendation in (
+        "fine-tuning", "hybrid") else ""
+    mc = data["monte_carlo"]
+    console.print(f"Recommendation: {NAMES[decision.recommendation]}{serving}  "
+                  f"({analysis.model.scenario.name})", style="bold", highlight=False,
+                  markup=False)
+    verdict = ("TOO CLOSE TO CALL: " if mc["too_close_to_call"] else "") + (
+        f"{SHORT[decision.option]} wins {mc['confidence']:.0%} of {mc['draws']:,} draws "
+        f"(stated level {mc['level']:.0%})")
+    console.print(verdict, highlight=False, markup=False)
+    if mc["settled_by"] and (mc["too_close_to_call"] or mc["confidence"] < 0.95):
+        console.print(f"  {mc['settled_by']['text']}", highlight=False, markup=False)
+    if decision.runner_up is not None:
+        gap = decision.premium
+        console.print(f"Against the runner-up, {SHORT[decision.runner_up]}: "
+                      f"{'a premium' if gap > 0 else 'a saving'} of {money(abs(gap))} over "
+                      f"{analysis.model.scenario.horizon_months} months.", highlight=False,
+                      markup=False)
     if decision.first_step:
         console.print(f"First: {decision.first_step}", style="yellow", highlight=False,
                       markup=False)
-    console.print("Reasons, strongest first:")
+    if decision.revisit:
+        console.print(decision.revisit, style="yellow", highlight=False, markup=False)
+    _mc_table(data)
+    console.print("Reasons, what decides first (decisive = removing it changes the answer):")
     for r in data["reasons"]:
         side = "for" if r["supports"] else "against"
-        console.print(f"  {r['rank']}. ({side}, weight {abs(r['points']):g}) {r['text']}",
+        tag = "decisive, " if r["decisive"] else ""
+        extra = f" [{r['threshold']}]" if r["threshold"] else ""
+        console.print(f"  {r['rank']}. ({tag}{side}, {r['points']:+.1f}) {r['text']}{extra}",
                       highlight=False, markup=False)
-    if data["flips"]:
-        console.print("What would flip it:")
+    console.print("What would change it:")
+    if not data["sensitivity"]:
+        console.print("  - No single driver moved x0.01 to x100 (or its plausible span) "
+                      "changes the recommendation.", highlight=False, markup=False)
+    if True:
+        for row in data["sensitivity"]:
+            for side in ("down", "up"):
+                if row[side]:
+                    console.print(f"  - {row[side]['text']}", highlight=False, markup=False)
         for f in data["flips"]:
             console.print(f"  - {f['text']}", highlight=False, markup=False)
+    _warnings(data["warnings"])
+    if data["png"]:
+        console.print(f"chart: {data['png']}", highlight=False)
     if decision.matches_expected is not None:
         verdict = "matches" if decision.matches_expected else "DIFFERS FROM"
         exp = decision.expected

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ragortune.cost.breakeven import PairBreakEven, pair_break_evens, sensitivity
-from ragortune.cost.evidence import Evidence
+from ragortune.cost.measured import Evidence
 from ragortune.cost.prices import (
     PriceBook,
     load_price_file,
@@ -68,6 +68,7 @@ class CostAnalysis:
             "cheapest": sim.cheapest(),
             "break_even": [p.to_dict() for p in self.pairs],
             "sensitivity": self.sensitivity,
+            "warnings": list(self.model.warnings),
         }
 
 

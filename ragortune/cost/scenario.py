@@ -15,7 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ragortune.errors import InputError
 
 Need = Literal["facts", "format", "style", "persona"]
-Recommendation = Literal["rag", "fine-tuning", "hybrid"]
+Recommendation = Literal["rag", "prompting", "fine-tuning", "hybrid"]
+# Drivers whose value is uncertain; each may get a [low, high] or [low, likely, high] range.
+UNCERTAIN = ("queries_per_month", "query_growth_per_month", "change_per_month", "labour_days",
+             "prompt_tokens", "requests_per_gpu_minute", "price_drift_per_year")
 
 
 class _Strict(BaseModel):
@@ -52,6 +55,7 @@ class Traffic(_Strict):
     chunk_tokens: int = Field(300, ge=1)
     top_k: int = Field(4, ge=1)
     rag_prompt_tokens: float | None = Field(None, gt=0)
+    cached_input_discount: float = Field(0.5, ge=0, le=1)
 
 
 class Models(_Strict):
@@ -69,12 +73,16 @@ class FineTune(_Strict):
     retrain_every_months: float | None = Field(None, gt=0)
     hybrid_retrain_every_months: float | None = Field(6.0, gt=0)
     hosting_per_month: float = Field(0.0, ge=0)
+    base_model_life_months: float | None = Field(12.0, gt=0)
 
 
 class Labour(_Strict):
     rate_per_day: float = Field(800.0, ge=0)
     rag_build_days: float = Field(5.0, ge=0)
-    rag_upkeep_days_per_month: float = Field(1.0, ge=0)
+    rag_upkeep_days_per_month: float = Field(0.5, ge=0)
+    eval_days_per_month: float = Field(1.0, ge=0)
+    prompt_build_days: float = Field(2.0, ge=0)
+    migration_days: float = Field(2.0, ge=0)
     dataset_build_days: float = Field(10.0, ge=0)
     dataset_refresh_days: float = Field(2.0, ge=0)
     self_host_setup_days: float = Field(5.0, ge=0)
@@ -86,10 +94,18 @@ class Serving(_Strict):
     hours_per_day: float = Field(24.0, gt=0, le=24)
     days_per_month: float = Field(30.0, gt=0, le=31)
     requests_per_gpu_minute: float = Field(60.0, gt=0)
+    peak_to_average: float = Field(2.0, ge=1)
     min_gpus: int = Field(1, ge=1)
+    model_params_b: float | None = Field(None, gt=0)
+    weight_bytes: float = Field(2.0, gt=0)
+    gpus_per_replica: int = Field(1, ge=1)
+    gpu_memory_gb: float | None = Field(None, gt=0)
     train_gpu: str = "A100-80GB"
+    train_method: Literal["lora", "qlora", "full"] = "lora"
+    train_mfu: float = Field(0.15, gt=0, le=1)
+    train_overhead_hours: float = Field(1.5, ge=0)
     train_gpu_hours: float | None = Field(None, ge=0)
-    train_tokens_per_gpu_hour: float = Field(10_000_000.0, gt=0)
+    train_tokens_per_gpu_hour: float | None = Field(None, gt=0)
 
 
 class VectorStore(_Strict):
@@ -103,10 +119,37 @@ class VectorStore(_Strict):
 
 
 class Profile(_Strict):
-    needs: list[Need] = ["facts"]
+    needs: list[Need] = Field(["facts"], min_length=1)
+    behaviour_by_prompting: Literal["works", "fails", "untested"] = "untested"
     multi_domain: bool = False
     pre_revenue: bool = False
     latency_budget_ms: float | None = Field(None, gt=0)
+
+
+class Uncertainty(_Strict):
+    """Ranges for uncertain drivers: [low, high] (uniform) or [low, likely, high] (triangular)."""
+
+    draws: int = Field(2000, ge=100, le=100_000)
+    seed: int = 0
+    confidence: float = Field(0.7, gt=0.5, lt=1)
+    queries_per_month: list[float] | None = None
+    query_growth_per_month: list[float] | None = None
+    change_per_month: list[float] | None = None
+    labour_days: list[float] | None = None
+    prompt_tokens: list[float] | None = None
+    requests_per_gpu_minute: list[float] | None = None
+    price_drift_per_year: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Uncertainty:
+        for name in UNCERTAIN:
+            r = getattr(self, name)
+            if r is None:
+                continue
+            if len(r) not in (2, 3) or list(r) != sorted(r):
+                raise ValueError(f"'{name}' must be [low, high] or [low, likely, high] in "
+                                 f"increasing order, got {r}")
+        return self
 
 
 class Expected(_Strict):
@@ -126,6 +169,7 @@ class Scenario(_Strict):
     serving: Serving = Serving()
     vector_store: VectorStore = VectorStore()
     profile: Profile = Profile()
+    uncertainty: Uncertainty = Uncertainty()
     expected: Expected | None = None
     prices: dict[str, Any] | None = None
 

@@ -29,12 +29,13 @@ def test_cost_json_has_every_option_line_pair_and_sensitivity_row(cli):
     data = cli_json(cli, "cost", "--scenario", str(EXAMPLES / "persona-at-scale.toml"),
                     "--no-png")
     assert data["png"] is None
-    assert set(data["options"]) == {"rag", "ft_api", "ft_self_hosted", "hybrid"}
+    assert set(data["options"]) == {"rag", "prompting", "ft_api", "ft_self_hosted", "hybrid",
+                                    "hybrid_self_hosted"}
     h = data["scenario"]["horizon_months"]
     for opt in data["options"].values():
         assert len(opt["monthly"]) == len(opt["cumulative"]) == h
         assert abs(sum(line["total"] for line in opt["lines"].values()) - opt["total"]) < 0.01
-    assert len(data["break_even"]) == 6
+    assert len(data["break_even"]) == 15
     assert len(data["sensitivity"]) == 20
     assert data["cheapest"] == min(data["options"], key=lambda k: data["options"][k]["total"])
     prices = data["assumptions"]["prices"]
@@ -44,7 +45,7 @@ def test_cost_json_has_every_option_line_pair_and_sensitivity_row(cli):
 
 def test_cost_prints_a_table_and_writes_the_chart_next_to_the_user_by_default(cli, tmp_path):
     out = cli("cost", "--scenario", str(EXAMPLES / "output-format.toml")).stdout
-    assert "total, 24 months" in out and "Break-even" in out and "Sensitivity" in out
+    assert "total, 24" in out and "Break-even" in out and "Sensitivity" in out
     assert "x 3 epochs" in out
     _png_size(tmp_path / "output-format.cost.png")
 

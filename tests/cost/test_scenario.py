@@ -65,7 +65,7 @@ def test_scenario_readme_documents_every_field():
     tables = {"corpus": module.Corpus, "traffic": module.Traffic, "models": module.Models,
               "finetune": module.FineTune, "labour": module.Labour, "serving": module.Serving,
               "vector_store": module.VectorStore, "profile": module.Profile,
-              "expected": module.Expected}
+              "uncertainty": module.Uncertainty, "expected": module.Expected}
     for table, model in tables.items():
         assert f"[{table}]" in readme, table
         for field in model.model_fields:
