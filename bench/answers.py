@@ -21,9 +21,11 @@ import numpy as np
 
 from ragortune import rag
 from ragortune.generate import load_llm
+from ragortune.judge import verdict
 from ragortune.kb import open_kb
+from ragortune.questions import read_questions
 from ragortune.rag import CONTEXT_K
-from ragortune.rag.calibrate import best_similarities, choose_threshold, read_questions
+from ragortune.rag.calibrate import best_similarities, choose_threshold
 
 
 def leave_one_out(scores: np.ndarray, answerable: np.ndarray) -> tuple[int, int]:
