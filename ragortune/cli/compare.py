@@ -46,7 +46,7 @@ def compare_command(
                         embedder=embedder, synth_questions=synth_questions, train=recipe)
     lines = StageLines(enabled=not json_output, live=show_progress(json_output))
     result = run_compare(cfg, on_event=lines.event, on_progress=lines.progress)
-    files = _write_report(out)
+    files = {name: str(path) for name, path in result.files.items()}
     if json_output:
         emit_json({"out": str(out), "decision": result.decision, "stages": result.stages,
                    "evidence": str(result.evidence), "files": files})
@@ -80,14 +80,6 @@ class StageLines:
         eta = elapsed / done * (total - done) if done else 0.0
         err_console.print(f"  {stage}: {done}/{total}, ETA {eta:.0f} s ", highlight=False,
                           markup=False, end="\r" if done < total else "\n")
-
-
-def _write_report(out: Path) -> dict[str, str]:
-    try:
-        from ragortune.report import write_report
-    except ImportError:  # the report module lands separately
-        return {"evidence": str(out / "evidence.json")}
-    return {key: str(value) for key, value in write_report(out).items()}
 
 
 def _print_verdict(decision: dict[str, Any] | None, files: dict[str, str]) -> None:
