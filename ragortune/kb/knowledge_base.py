@@ -108,6 +108,12 @@ class FolderCatalog:
         manifest = Manifest(version, utc_now(), dict(documents))
         self.save_manifest(manifest)
         if final:
+            # readers already see the new rows (exact scan); past the size threshold the ANN
+            # index is built as one more version, and readers move to it when it is named
+            indexed = writer.build_index()
+            if indexed is not None:
+                manifest = Manifest(indexed, manifest.synced_at, manifest.documents)
+                self.save_manifest(manifest)
             writer.cleanup()
         return manifest
 
