@@ -27,6 +27,7 @@ from ragortune.io import read_jsonl, utc_now, write_json_atomic, write_jsonl_ato
 from ragortune.kb import KnowledgeBase, open_kb
 from ragortune.kb.sync import SyncReport, sync
 from ragortune.questions import Question, read_questions
+from ragortune.report import write_report
 
 STAGES = "stages"
 STAGE_FILE = "stage.json"
@@ -65,7 +66,7 @@ class CompareConfig:
 
 # Short answers, few examples: the top 15 of SmolLM2's 30 layers, every linear layer, a high
 # learning rate; measured on the demo: loss 2.5 -> 0.01 in 8 epochs of 24 questions.
-TRAIN_RECIPE = {"epochs": 6, "batch_size": 4, "lr": 3e-3, "lora_r": 16, "top_layers": 15,
+TRAIN_RECIPE = {"epochs": 4, "batch_size": 4, "lr": 3e-3, "lora_r": 16, "top_layers": 15,
                 "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                    "up_proj", "down_proj"]}
 
@@ -284,6 +285,7 @@ class CompareResult:
     evidence: Path
     decision: dict[str, Any] | None
     stages: dict[str, dict[str, Any]]
+    files: dict[str, Path]
 
 
 def run_compare(cfg: CompareConfig, on_event: StageEvent | None = None,
@@ -368,11 +370,13 @@ def run_compare(cfg: CompareConfig, on_event: StageEvent | None = None,
            "data": {"docs": tree_hash(cfg.docs),
                     "docs_v2": tree_hash(cfg.docs_v2) if cfg.docs_v2 else None}}
     answers_v1 = to_answers(v1_rows["rows"])
+    write_answers(out, questions, v1_rows["rows"], update)
     evidence_path = write_evidence(out, cfg, run, answers_v1, update, training)
     decision = decide_scenario(cfg, evidence_path) if cfg.scenario else None
     run["stages"] = cache.ran
     write_json_atomic(out / RUN_FILE, run, indent=2)
-    return CompareResult(out, run, evidence_path, decision, cache.ran)
+    files = {"evidence": evidence_path, **write_report(out)}
+    return CompareResult(out, run, evidence_path, decision, cache.ran, files)
 
 
 def _update(cfg: CompareConfig, cache: StageCache, kb1: KnowledgeBase, kb1_state: str,
@@ -380,10 +384,14 @@ def _update(cfg: CompareConfig, cache: StageCache, kb1: KnowledgeBase, kb1_state
             min_score: float | None, questions_v1: list[Question],
             on_progress: ItemProgress | None) -> dict[str, Any]:
     """The knowledge-update test: a copy of the v1 KB synced to v2 (what the re-index costs),
-    then every arm asked the v2 questions; fine-tuned arms still on their v1 adapter."""
+    then every arm asked the questions whose answer changed; fine-tuned arms still on their
+    v1 adapter (the retraining they would need is costed from the adapter's training run)."""
     from ragortune.evaluate.update import changed_facts
 
-    questions_v2 = read_questions(cfg.questions_v2, require_answers=True)
+    everything_v2 = read_questions(cfg.questions_v2, require_answers=True)
+    changed = changed_facts(questions_v1, everything_v2)
+    # only what changed can be stale or new: the v1 questions already measured the rest
+    questions_v2 = [q for q in everything_v2 if q.id in changed]
     work = cfg.out / "work"
 
     def reindex(tmp: Path) -> dict[str, Any]:
@@ -401,7 +409,24 @@ def _update(cfg: CompareConfig, cache: StageCache, kb1: KnowledgeBase, kb1_state
         lambda tmp: {"rows": answer_rows(cfg, arms_for(cfg.arms), questions_v2, kb2, min_score,
                                          "answers v2", on_progress)})
     return {"index_v2": report, "rows": rows["rows"], "questions": questions_v2,
-            "changed": changed_facts(questions_v1, questions_v2)}
+            "changed": changed}
+
+
+def write_answers(out: Path, questions: list[Question], rows_v1: list[dict[str, Any]],
+                  update: dict[str, Any] | None) -> None:
+    """answers.csv (every arm's answer to every v1 question, with its gold answers; v2's in
+    answers-v2.csv) and the questions asked, so a reader of the report can check the machine."""
+    from ragortune.evaluate.evidence import write_csv
+
+    batches = [("answers.csv", questions, rows_v1)]
+    if update is not None:
+        batches.append(("answers-v2.csv", update["questions"], update["rows"]))
+    for name, asked, rows in batches:
+        gold = {q.id: " | ".join(q.answers or ()) or "(unanswerable)" for q in asked}
+        write_csv(out / name, [{**row, "gold": gold.get(row["query_id"])} for row in rows])
+    write_jsonl_atomic(out / "questions.jsonl", ({"_id": q.id, "text": q.text,
+                                                  "answers": list(q.answers or ())}
+                                                 for q in questions))
 
 
 def _check(cfg: CompareConfig) -> None:

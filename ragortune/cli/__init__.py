@@ -15,6 +15,7 @@ from ragortune.cli import eval_answers  # noqa: E402,F401
 from ragortune.cli import tune  # noqa: E402,F401
 from ragortune.cli import answers  # noqa: E402,F401
 from ragortune.cli import compare  # noqa: E402,F401
+from ragortune.cli import report  # noqa: E402,F401
 
 
 def main() -> None:

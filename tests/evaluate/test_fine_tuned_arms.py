@@ -63,7 +63,7 @@ def test_the_adapter_loads_through_the_answers_backend_and_changes_the_model(upd
 
     from ragortune.generate import load_llm
 
-    base, tuned = load_llm("smollm2"), load_llm("smollm2", adapter=str(update_files / "adapter-v1"))
+    base, tuned = load_llm("hf:smollm2"), load_llm("hf:smollm2", adapter=str(update_files / "adapter-v1"))
     assert type(tuned.model).__name__ == "PeftModelForCausalLM"
     assert tuned.name.endswith("+adapter-v1")
     ids = tuned.tokenizer("The Pro plan costs", return_tensors="pt")["input_ids"]
