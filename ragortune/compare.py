@@ -535,7 +535,19 @@ def write_evidence(out: Path, cfg: CompareConfig, run: dict[str, Any], answers_v
     return update_evidence(out, {"arms": arms, "run": run,
                                  "update": {"index_v2": update["index_v2"],
                                             "changed_facts": len(update["changed"])}
-                                 if update else None}, "compare")
+                                 if update else None}, "compare",
+                           dataset=_identity(run))
+
+
+def _identity(run: dict[str, Any]) -> dict[str, Any]:
+    """The data set a compare run measured (evidence schema 2 needs every writer to name it)."""
+    from ragortune.evaluate.evidence import dataset_hash
+
+    files = {"corpus": run["data"]["docs"], "queries": run["questions"]["sha256"]}
+    if run["data"].get("docs_v2"):
+        files["corpus_v2"] = run["data"]["docs_v2"]
+    return {"name": "compare", "path": run["questions"]["path"], "split": None, "files": files,
+            "hash": dataset_hash(files)}
 
 
 def decide_scenario(cfg: CompareConfig, evidence: Path) -> dict[str, Any]:
