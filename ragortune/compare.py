@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 
 from ragortune.errors import InputError
 from ragortune.io import utc_now, write_json_atomic, write_jsonl_atomic
@@ -65,7 +66,7 @@ class CompareConfig:
 
 # Short answers, few examples: the top 15 of SmolLM2's 30 layers, every linear layer, a high
 # learning rate; measured on the demo: loss 2.5 -> 0.01 in 8 epochs of 24 questions.
-TRAIN_RECIPE = {"epochs": 4, "batch_size": 4, "lr": 3e-3, "lora_r": 16, "top_layers": 15,
+TRAIN_RECIPE = {"epochs": 3, "batch_size": 4, "lr": 3e-3, "lora_r": 16, "top_layers": 15,
                 "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                    "up_proj", "down_proj"]}
 
@@ -129,11 +130,29 @@ def stage_documents(source: Path, docs: Path) -> None:
     sees edits, additions and deletions as it would in a user's own folder."""
     if docs.exists():
         shutil.rmtree(docs)
+    if is_beir(source):  # a BEIR data set: its corpus only (queries and qrels are not documents)
+        source = source / "corpus.jsonl"
     if source.is_file():
         docs.mkdir(parents=True)
         shutil.copy2(source, docs / source.name)
     else:
         shutil.copytree(source, docs, ignore=shutil.ignore_patterns(".*"))
+
+
+def is_beir(folder: Path) -> bool:
+    return folder.is_dir() and (folder / "corpus.jsonl").is_file() and (folder / "qrels").is_dir()
+
+
+def retrieval(kb: KnowledgeBase, folder: Path, mode: str) -> dict[str, Any]:
+    """nDCG@10, MRR@10, recall@k and hit rate per judged query of a BEIR data set (the corpus
+    is what the KB indexed), kept per query so the evidence can give intervals."""
+    from ragortune.evaluate.datasets import load_dataset
+    from ragortune.evaluate.retrieval import run_queries
+
+    result = run_queries(kb, load_dataset(folder), mode=mode, ks=(1, 5, 10, 100))
+    return {"ids": list(result.metrics.query_ids), "mode": mode,
+            "per_query": {k: v.tolist() for k, v in result.metrics.per_query.items()},
+            "means": result.means()}
 
 
 def _sync_report(report: SyncReport) -> dict[str, Any]:
@@ -273,6 +292,12 @@ def run_compare(cfg: CompareConfig, on_event: StageEvent | None = None,
          f"{index_v1['chunks_embedded']} chunks embedded")
     kb1_state = kb_state(kb1)
 
+    measured_retrieval = None
+    if is_beir(cfg.docs):
+        measured_retrieval, _ = cache.run("retrieval", {"kb": kb1_state, "mode": cfg.mode,
+                                                        "qrels": tree_hash(cfg.docs / "qrels")},
+                                          lambda tmp: retrieval(kb1, cfg.docs, cfg.mode))
+
     synthesised = cfg.questions is None
     if synthesised:
         result, folder = cache.run("questions", {"kb": kb1_state, "llm": cfg.llm,
@@ -321,11 +346,14 @@ def run_compare(cfg: CompareConfig, on_event: StageEvent | None = None,
            "questions": {"path": str(questions_path), "n": len(questions),
                          "synthesised": synthesised, "sha256": tree_hash(questions_path)},
            "index_v1": index_v1, "gate": gated, "training": training,
+           "retrieval": measured_retrieval and {"mode": measured_retrieval["mode"],
+                                                "means": measured_retrieval["means"]},
            "data": {"docs": tree_hash(cfg.docs),
                     "docs_v2": tree_hash(cfg.docs_v2) if cfg.docs_v2 else None}}
     answers_v1 = to_answers(v1_rows["rows"])
     write_answers(out, questions, v1_rows["rows"], update)
-    evidence_path = write_evidence(out, run, answers_v1, update, adapter, gated)
+    evidence_path = write_evidence(out, run, answers_v1, update, adapter, gated,
+                                   measured_retrieval)
     decision = decide_scenario(cfg, evidence_path) if cfg.scenario else None
     run["stages"] = cache.ran
     write_json_atomic(out / RUN_FILE, run, indent=2)
@@ -405,7 +433,7 @@ def _config_json(cfg: CompareConfig) -> dict[str, Any]:
 
 def write_evidence(out: Path, run: dict[str, Any], answers_v1: list[Any],
                    update: dict[str, Any] | None, adapter: str | None,
-                   gated: dict[str, Any]) -> Path:
+                   gated: dict[str, Any], measured_retrieval: dict[str, Any] | None) -> Path:
     """evidence.json (schema 2) for the run: per arm the figures of `eval answers` (a
     fine-tuned arm's accuracy only on questions it never trained on, the gate's abstention
     cross-validated), the update test's stale rates, and the paired comparisons."""
@@ -416,6 +444,7 @@ def write_evidence(out: Path, run: dict[str, Any], answers_v1: list[Any],
         adapter_training,
         compare_arms,
         evidence_arm,
+        retrieval_figures,
         score_arms,
     )
     from ragortune.evaluate.update import UpdateResult, evidence_arms
@@ -437,6 +466,10 @@ def write_evidence(out: Path, run: dict[str, Any], answers_v1: list[Any],
     sections: dict[str, Any] = {"arms": figures, "run": run,
                                 "comparisons": [c.to_json() for c in
                                                 compare_arms(answers_v1, scores)]}
+    if measured_retrieval is not None:
+        per_query = {k: np.array(v) for k, v in measured_retrieval["per_query"].items()}
+        sections["retrieval"] = retrieval_figures(per_query, measured_retrieval["ids"],
+                                                  split="all", run=rid, dataset=dataset["hash"])
     if update is not None:
         result = UpdateResult(answers_v1, to_answers(update["rows"]), _report(run["index_v1"]),
                               _report(update["index_v2"]), update["changed"],

@@ -87,7 +87,12 @@ def _print_verdict(decision: dict[str, Any] | None, files: dict[str, str]) -> No
         console.print("no --scenario: measured, not decided (give --scenario for cost and a "
                       "recommendation)", markup=False)
     else:
-        console.print(f"verdict: {decision.get('headline') or decision.get('option')}",
+        mc = decision.get("monte_carlo") or {}
+        verdict = ("too close to call" if decision.get("too_close_to_call") else
+                   f"wins {decision['confidence']:.0%} of {mc.get('draws', 0):,} cost draws")
+        console.print(f"verdict: {decision['recommendation']} ({decision['serving']}), {verdict}",
                       markup=False, highlight=False)
+        for reason in decision.get("reasons", [])[:3]:
+            console.print(f"  {reason['rank']}. {reason['text']}", markup=False, highlight=False)
     for name, path in files.items():
         console.print(f"{name}: {path}", markup=False, highlight=False)

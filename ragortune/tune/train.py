@@ -33,6 +33,7 @@ import resource
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -48,6 +49,10 @@ from ragortune.tune import checkpoint
 from ragortune.tune.packing import IGNORE, Batch, epoch_batches, pack, split_micro
 from ragortune.tune.tokens import EncodedChat, encode_chat
 from ragortune.tune.validate import check_example
+
+# transformers 5 warns on every run that peft reads a renamed property; it is noise to a user.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated",
+                        category=FutureWarning)
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 RUN_FILE = "ragortune_train.json"
