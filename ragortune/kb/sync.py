@@ -27,6 +27,7 @@ from ragortune.errors import KnowledgeBaseError
 from ragortune.io import utc_now
 from ragortune.kb.knowledge_base import KnowledgeBase, Manifest
 from ragortune.store import SEARCH_TEXT
+from ragortune.documents.loaders import unreadable_roots
 
 ProgressCallback = Callable[[int, int, int], None]  # documents done, total, chunks embedded
 
@@ -96,7 +97,7 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
         known_hashes = {h for doc in documents.values() for _, h in doc["chunks"]}
         files, skipped = discover(roots)
         report.skipped.extend(skipped)
-        seen: set[str] = set()
+        seen = {k for k, d in documents.items() if _under(d["source"], unreadable_roots(skipped))}
         loaded: list[Document] = []
         for file in files:
             try:
