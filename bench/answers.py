@@ -16,10 +16,12 @@ import time
 import numpy as np
 
 from ragortune import rag
-from ragortune.rag.calibrate import best_similarities, choose_threshold, read_questions
 from ragortune.generate import load_llm
+from ragortune.judge import verdict
 from ragortune.kb import open_kb
+from ragortune.questions import read_questions
 from ragortune.rag import CONTEXT_K
+from ragortune.rag.calibrate import best_similarities, choose_threshold
 
 
 def leave_one_out(scores: np.ndarray, answerable: np.ndarray) -> tuple[int, int]:
@@ -47,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
 
     kb = open_kb(args.kb)
-    questions = read_questions(args.questions)
+    questions = read_questions(args.questions, require_answers=True)
     started = time.perf_counter()
     llm = load_llm(args.llm)
     load_s = time.perf_counter() - started
@@ -79,7 +81,7 @@ def main() -> None:
             "prompt (LLM called)": round(float(np.mean([u.prompt_tokens for u in called] or [0])), 1),
             "completion (LLM called)": round(float(np.mean([u.completion_tokens for u in called] or [0])), 1),
         },
-        "answerable_with_gold": [sum(not a.abstained and q.answered_by(a.text) for q, a in answerable),
+        "answerable_with_gold": [sum(bool(verdict(a.text, q.answers, a.abstained)) for q, a in answerable),
                                  len(answerable)],
         "unanswerable_abstained": [sum(a.abstained for _, a in unanswerable), len(unanswerable)],
         "citations": {"model_written": sum(bool(a.citations) and not a.citations_inferred for a in answers),

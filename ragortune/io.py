@@ -46,21 +46,22 @@ def read_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[int, Any]
     if not path.is_file():
         raise InputError(f"{what} {path} not found")
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"{what} {path} cannot be read ({exc.strerror})") from None
     with handle:
-        try:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield number, json.loads(line)
-                except (json.JSONDecodeError, RecursionError) as exc:
-                    reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deep"
-                    raise InputError(f"{path}:{number}: not valid JSON ({reason})") from None
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"{path}:{number}: not UTF-8 text; save the file as UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deep"
+                raise InputError(f"{path}:{number}: not valid JSON ({reason})") from None
 
 
 def utc_now() -> str:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ragortune.cli.app import JSON_OPTION, app, console, emit_json, err_console
 from ragortune.config import load_settings
 
 if TYPE_CHECKING:
-    from ragortune.rag.calibrate import LabelledQuestion
     from ragortune.config import Settings
+    from ragortune.questions import Question
     from ragortune.rag import Answer
 
 KB_OPTION = typer.Option(None, "--kb", help="Knowledge-base folder [env RAGORTUNE_KB; default .ragortune]")
@@ -50,17 +51,18 @@ def ask(
 ) -> None:
     """Answer from the knowledge base, citing numbered sources, or say it is not in there."""
     from ragortune import rag
-    from ragortune.rag.calibrate import LabelledQuestion, read_questions
     from ragortune.errors import InputError
     from ragortune.generate import load_llm
+    from ragortune.judge import tally
     from ragortune.kb import open_kb
+    from ragortune.questions import Question, read_questions
 
     if (question is None) == (questions is None):
         raise InputError("give either a QUESTION or --questions FILE")
     settings = load_settings({"kb": kb, "llm": llm, "k": k, "mode": mode, "min_score": min_score})
+    batch = (read_questions(questions) if questions is not None
+             else [Question("1", question or "")])
     base = open_kb(settings.kb)
-    batch = (read_questions(questions, require_answers=False) if questions is not None
-             else [LabelledQuestion("1", question or "", ())])
     model = None
     results = []
     for item in batch:
@@ -72,15 +74,17 @@ def ask(
         results.append((item, answer))
         if not json_output:
             if questions is not None:
-                console.print(f"\n[bold]Q ({item.qid}):[/bold] {item.text}", highlight=False)
+                console.print(f"\n[bold]Q ({escape(item.id)}):[/bold] {escape(item.text)}",
+                              highlight=False)
             _print_answer(answer, item if questions is not None else None)
     if questions is None:
         if json_output:
             emit_json(results[0][1].to_json())
         return
-    summary = _score(results)
+    summary = tally((q, a.text, a.abstained) for q, a in results)
     if json_output:
-        emit_json({"answers": [{"_id": q.qid, **a.to_json()} for q, a in results], "summary": summary})
+        emit_json({"answers": [{"_id": q.id, **a.to_json()} for q, a in results],
+                   "summary": summary})
     elif summary["answerable"] or summary["unanswerable"]:
         console.print(f"\n[bold]{summary['answerable_correct']}/{summary['answerable']}[/bold] "
                       "answerable questions got an answer containing a gold answer; "
@@ -95,29 +99,18 @@ def _context_k(settings: Settings) -> int:
     return settings.k if "k" in settings.model_fields_set else CONTEXT_K
 
 
-def _score(results: list[tuple[LabelledQuestion, Answer]]) -> dict[str, Any]:
-    labelled = [(q, a) for q, a in results if q.answers is not None]
-    answerable = [(q, a) for q, a in labelled if q.answerable]
-    unanswerable = [(q, a) for q, a in labelled if not q.answerable]
-    return {"questions": len(results), "answerable": len(answerable),
-            "answerable_correct": sum(not a.abstained and q.answered_by(a.text)
-                                      for q, a in answerable),
-            "unanswerable": len(unanswerable),
-            "unanswerable_abstained": sum(a.abstained for _, a in unanswerable)}
+def _print_answer(answer: Answer, item: Question | None = None) -> None:
+    from ragortune.judge import verdict
 
-
-def _print_answer(answer: Answer, item: LabelledQuestion | None = None) -> None:
     style = "yellow" if answer.abstained or not answer.grounded else "bold"
-    verdict = ""
-    if item is not None and item.answers is not None:
-        right = answer.abstained if not item.answerable else (
-            not answer.abstained and item.answered_by(answer.text))
-        verdict = "[green]✓[/green] " if right else "[red]✗[/red] "
-    console.print(f"{verdict}[{style}]{answer.text}[/{style}]", highlight=False, soft_wrap=True)
+    right = verdict(answer.text, item.answers, answer.abstained) if item is not None else None
+    mark = {True: "[green]✓[/green] ", False: "[red]✗[/red] ", None: ""}[right]
+    console.print(f"{mark}[{style}]{escape(answer.text)}[/{style}]", highlight=False,
+                  soft_wrap=True)
     for c in answer.citations:
         where = c.source + (f" § {c.heading}" if c.heading else "")
         how = ", inferred" if answer.citations_inferred else ""
-        console.print(f"  [{c.n}] [cyan]{where}[/cyan] (similarity {c.similarity:.3f}{how})",
+        console.print(f"  [{c.n}] [cyan]{escape(where)}[/cyan] (similarity {c.similarity:.3f}{how})",
                       highlight=False)
     if answer.dropped_citations:
         dropped = ", ".join(f"[{n}]" for n in answer.dropped_citations)
@@ -143,12 +136,12 @@ def calibrate(
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Measure the similarity threshold that best separates answerable from unanswerable questions."""
-    from ragortune.rag.calibrate import calibrate as run_calibration
-    from ragortune.rag.calibrate import read_questions
     from ragortune.kb import open_kb
+    from ragortune.questions import read_questions
+    from ragortune.rag.calibrate import calibrate as run_calibration
 
     settings = load_settings({"kb": kb, "k": k, "mode": mode})
-    labelled = read_questions(questions)
+    labelled = read_questions(questions, require_answers=True)
     base = open_kb(settings.kb)
     result = run_calibration(base, labelled, k=_context_k(settings), mode=settings.mode)
     if save:

@@ -21,6 +21,7 @@ from ragortune.cli.app import (
 )
 from ragortune.errors import InputError
 
+
 def parse_cutoffs(values: list[str]) -> list[int]:
     """`-k 1,5 -k 10` -> [1, 5, 10]."""
     try:
@@ -56,8 +57,10 @@ def retrieval_command(
     from ragortune.config import load_settings
     from ragortune.documents.chunk import check_sizes
     from ragortune.evaluate.datasets import load_dataset
-    from ragortune.evaluate.evidence import dataset_info, now, update_evidence, write_csv
+    from ragortune.evaluate.evidence import dataset_info, update_evidence, write_csv
     from ragortune.evaluate.retrieval import (
+        SELECT_BY,
+        best_of,
         index_dataset,
         open_eval_kb,
         parse_sweep,
@@ -65,8 +68,9 @@ def retrieval_command(
         sweep_configs,
         sweep_rows,
     )
+    from ragortune.io import utc_now
 
-    started_at, started = now(), time.perf_counter()
+    started_at, started = utc_now(), time.perf_counter()
     settings = load_settings({"embedder": embedder, "chunk_size": chunk_size,
                               "chunk_overlap": chunk_overlap, "mode": mode})
     grid = parse_sweep(sweep)
@@ -99,7 +103,7 @@ def retrieval_command(
                 if progress else None)
             runs.append({"config": config, "kb": base, "index": report, "result": result})
 
-    chosen = max(runs, key=lambda r: r["result"].means()["ndcg@10"]) if len(runs) > 1 else runs[0]
+    chosen = runs[best_of([r["result"] for r in runs])]
     result, base, report = chosen["result"], chosen["kb"], chosen["index"]
     rows = result.rows(data)
     files = {"per_query_csv": str(write_csv(out_dir / "retrieval.csv", rows))}
@@ -112,7 +116,7 @@ def retrieval_command(
     run = {
         "started_at": started_at,
         "settings": {**chosen["config"], **result.settings, "split": split},
-        "selected_by": "best ndcg@10 of the sweep" if len(runs) > 1 else None,
+        "selected_by": f"best {SELECT_BY} of the sweep" if len(runs) > 1 else None,
         "models": {"embedder": status["embedder"], "dimension": status["dimension"]},
         "kb": {key: status[key] for key in ("kb", "documents", "chunks", "chunk_size",
                                             "chunk_overlap", "store_version", "size_bytes")},

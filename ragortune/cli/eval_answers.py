@@ -129,14 +129,21 @@ def answers_command(
     """Answer every labelled question with each arm: accuracy, abstention, citations, cost."""
     from ragortune.errors import InputError
     from ragortune.evaluate.arms import labelled_questions, run_arms, summarise
-    from ragortune.evaluate.datasets import load_dataset, load_questions
-    from ragortune.evaluate.evidence import dataset_info, now, update_evidence, write_csv
+    from ragortune.evaluate.datasets import load_dataset
+    from ragortune.evaluate.evidence import (
+        dataset_info,
+        questions_info,
+        update_evidence,
+        write_csv,
+    )
     from ragortune.evaluate.retrieval import index_dataset, open_eval_kb
+    from ragortune.io import utc_now
+    from ragortune.questions import read_questions
 
     if (dataset is None) == (questions_file is None):
         raise InputError("give either --dataset DIR (a BEIR folder) or --questions FILE with "
                          "--kb DIR (an existing knowledge base)")
-    started_at, started = now(), time.perf_counter()
+    started_at, started = utc_now(), time.perf_counter()
     settings = _settings(llm, k, mode, embedder)
     data = None
     if dataset is not None:
@@ -145,7 +152,7 @@ def answers_command(
         queries = list(data.queries.values())
     else:
         assert questions_file is not None
-        queries = load_questions(questions_file)
+        queries = read_questions(questions_file)
     questions = labelled_questions(queries)[:limit]
     chosen = _arms(arms, settings.llm, adapter)
     config = {key: getattr(settings, key) for key in ("embedder", "chunk_size", "chunk_overlap")}
@@ -168,8 +175,8 @@ def answers_command(
     summary = summarise(rows)
     for arm in chosen:
         summary[arm.name]["model"] = {"llm": settings.llm, "adapter": arm.adapter}
-    info = dataset_info(data) if data is not None else _questions_info(questions_file, queries,
-                                                                        base)
+    info = (dataset_info(data) if data is not None
+            else questions_info(questions_file, len(queries), base))
     out_dir = out if out is not None else work / info["name"]
     files = {"answers_csv": str(write_csv(out_dir / "answers.csv", [r.row() for r in rows]))}
     run = {
@@ -207,25 +214,6 @@ def _existing_kb(kb: Path | None) -> Any:
     return open_kb(kb)
 
 
-def _questions_info(path: Path | None, queries: list[Any], kb: Any) -> dict[str, Any]:
-    """What `dataset_info` says of a BEIR folder, for a questions file asked of a KB: the
-    KB's documents (source and content hash) stand for the corpus."""
-    import hashlib
-    import json
-
-    from ragortune.evaluate.evidence import file_sha256
-
-    assert path is not None
-    files = {"queries": file_sha256(path)}
-    if kb is not None:
-        docs = sorted((d["source"], d["hash"]) for d in kb.manifest.documents.values())
-        files["corpus"] = hashlib.sha256(json.dumps(docs).encode()).hexdigest()
-    return {"name": path.stem, "path": str(path.resolve()), "split": None, "files": files,
-            "kb": str(kb.path) if kb is not None else None,
-            "documents": len(kb.manifest.documents) if kb is not None else None,
-            "queries": len(queries), "judged_queries": 0}
-
-
 @eval_app.command("update")
 def update_command(
     v1: Path = typer.Option(..., "--v1", help="Documents before the update (a folder, or a "
@@ -257,10 +245,11 @@ def update_command(
     """Answer on v1, sync v2 incrementally, answer again: new facts, stale answers, cost."""
     from ragortune.errors import InputError
     from ragortune.evaluate.arms import labelled_questions, parse_arms
-    from ragortune.evaluate.datasets import load_questions
-    from ragortune.evaluate.evidence import file_sha256, now, update_evidence, write_csv
-    from ragortune.evaluate.update import retrainer, run_update
+    from ragortune.evaluate.evidence import file_sha256, update_evidence, write_csv
+    from ragortune.evaluate.update import evidence_arms, retrainer, run_update
+    from ragortune.io import utc_now
     from ragortune.kb import open_kb
+    from ragortune.questions import read_questions
 
     for folder in (v1, v2):
         if not folder.is_dir():
@@ -272,10 +261,10 @@ def update_command(
         from ragortune.tune.retrain import adapter_recipe
 
         adapter_recipe(adapter)  # fails now, not after answering v1, if it cannot be redone
-    started_at, started = now(), time.perf_counter()
+    started_at, started = utc_now(), time.perf_counter()
     settings = _settings(llm, k, mode, embedder)
-    q1 = labelled_questions(load_questions(questions_v1))[:limit]
-    q2 = labelled_questions(load_questions(questions_v2))[:limit]
+    q1 = labelled_questions(read_questions(questions_v1))[:limit]
+    q2 = labelled_questions(read_questions(questions_v2))[:limit]
     chosen = _arms(arms, settings.llm, adapter)
     root = work / f"update-{v2.resolve().name}"
     if root.exists():
@@ -314,36 +303,12 @@ def update_command(
         "timings_s": {"total": round(time.perf_counter() - started, 3)},
         "files": files,
     }
-    stale = _evidence_arms(per_arm)
-    files["evidence"] = str(update_evidence(out_dir, {"update": update, "arms": stale},
-                                            "update"))
+    files["evidence"] = str(update_evidence(out_dir, {"update": update,
+                                                      "arms": evidence_arms(per_arm)}, "update"))
     if json_output:
         emit_json({**update, "answers": rows})
         return
     _print_update(update)
-
-
-def _evidence_arms(per_arm: dict[str, Any]) -> dict[str, Any]:
-    """Stale rate and new-fact accuracy per arm for evidence.json. A retrained arm's
-    `stale_rate` is the one before its retraining (`ft@v1`): what users get between a
-    knowledge update and the next training run, which is what the decision weighs; the
-    retrained figures and the measured cost go under `retrained`."""
-    from ragortune.evaluate.update import NOT_RETRAINED
-
-    out = {}
-    for arm, v in per_arm.items():
-        if arm.endswith(NOT_RETRAINED):
-            continue
-        entry = {"stale_rate": v["stale_rate"], "new_fact_accuracy": v["new_fact_accuracy"]}
-        old = per_arm.get(arm + NOT_RETRAINED)
-        if old is not None:
-            cost = v["update_cost"].get("retrain", v["update_cost"])
-            entry = {"stale_rate": old["stale_rate"],
-                     "new_fact_accuracy": old["new_fact_accuracy"],
-                     "retrained": {**entry, **{k: cost.get(k) for k in
-                                               ("seconds", "cpu_seconds", "tokens")}}}
-        out[arm] = entry
-    return out
 
 
 def _print_update(update: dict[str, Any]) -> None:

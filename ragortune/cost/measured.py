@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ragortune.cost.evidence import ArmEvidence, Evidence, load_evidence, parse_evidence
+from ragortune.evaluate.evidence import ArmEvidence, Evidence, load_evidence, parse_evidence
 
 __all__ = ["ArmEvidence", "Evidence", "evidence_from_dict", "read_evidence"]
 

@@ -18,15 +18,11 @@ import numpy as np
 
 from ragortune import rag
 from ragortune.errors import InputError
-from ragortune.evaluate.answer_metrics import (
-    abstention_scores,
-    matches_gold,
-    percentiles,
-    score_answer,
-)
-from ragortune.evaluate.datasets import Query
+from ragortune.evaluate.answer_metrics import abstention_scores, percentiles, score_answer
 from ragortune.generate.llm import LLM, Message
+from ragortune.judge import matches_gold
 from ragortune.kb import KnowledgeBase
+from ragortune.questions import Question
 
 # name -> (uses retrieval, needs the fine-tuned adapter)
 ARM_KINDS: dict[str, tuple[bool, bool]] = {
@@ -84,7 +80,7 @@ class ArmAnswer:
     exact_match: float | None
     f1: float | None
     contains_gold: bool | None
-    correct: bool | None  # matches_gold, counted by accuracy
+    correct: bool | None  # judge.verdict, counted by accuracy
     abstained: bool
     cited_docs: tuple[str, ...]
     citation_supported: bool | None  # None: no retrieval, abstained, or no gold answer
@@ -97,7 +93,7 @@ class ArmAnswer:
         return {**asdict(self), "cited_docs": list(self.cited_docs)}
 
 
-def labelled_questions(queries: Sequence[Query]) -> list[Query]:
+def labelled_questions(queries: Sequence[Question]) -> list[Question]:
     """The questions that carry `answers`; none at all is an error worth raising early."""
     labelled = [q for q in queries if q.answers is not None]
     if not labelled:
@@ -113,7 +109,7 @@ def closed_book_messages(question: str) -> list[Message]:
             {"role": "user", "content": question.strip()}]
 
 
-def answer_one(arm: Arm, query: Query, kb: KnowledgeBase | None, *, k: int, mode: str,
+def answer_one(arm: Arm, query: Question, kb: KnowledgeBase | None, *, k: int, mode: str,
                min_score: float | None, max_tokens: int,
                relevant: Mapping[str, int] | None = None) -> ArmAnswer:
     """Ask one arm one question; a RAG answer's citation is supported when a cited chunk holds
@@ -144,13 +140,13 @@ def answer_one(arm: Arm, query: Query, kb: KnowledgeBase | None, *, k: int, mode
     if arm.retrieval and not abstained and query.answerable:
         supported = any(matches_gold(hit.text, query.answers or ())
                         or (relevant or {}).get(hit.doc_id, 0) >= 1 for hit in cited)
-    return ArmAnswer(arm.name, query.query_id, query.text, text, query.answerable,
+    return ArmAnswer(arm.name, query.id, query.text, text, query.answerable,
                      score.exact_match, score.f1, score.contains_gold, score.correct, abstained,
                      tuple(dict.fromkeys(hit.doc_id for hit in cited)), supported, *tokens,
                      latency)
 
 
-def run_arms(arms: Sequence[Arm], queries: Sequence[Query], kb: KnowledgeBase | None, *,
+def run_arms(arms: Sequence[Arm], queries: Sequence[Question], kb: KnowledgeBase | None, *,
              k: int = 5, mode: str = "hybrid", min_score: float | None = None,
              max_tokens: int = rag.MAX_TOKENS, qrels: Mapping[str, Mapping[str, int]] | None = None,
              on_progress: AnswerProgress | None = None) -> list[ArmAnswer]:
@@ -161,7 +157,7 @@ def run_arms(arms: Sequence[Arm], queries: Sequence[Query], kb: KnowledgeBase | 
         for i, query in enumerate(labelled, start=1):
             out.append(answer_one(arm, query, kb, k=k, mode=mode, min_score=min_score,
                                   max_tokens=max_tokens,
-                                  relevant=(qrels or {}).get(query.query_id)))
+                                  relevant=(qrels or {}).get(query.id)))
             if on_progress:
                 on_progress(arm.name, i, len(labelled))
     return out
@@ -173,7 +169,7 @@ def _mean(values: Sequence[float | bool | None]) -> float | None:
 
 
 def summarise(answers: Sequence[ArmAnswer]) -> dict[str, dict[str, Any]]:
-    """Per arm: accuracy (`matches_gold` on answerable questions), EM, F1, abstention
+    """Per arm: accuracy (`judge.verdict` on answerable questions), EM, F1, abstention
     precision/recall, citation support, latency p50/p95 and mean tokens per query."""
     out: dict[str, dict[str, Any]] = {}
     for arm in dict.fromkeys(a.arm for a in answers):

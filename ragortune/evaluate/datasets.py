@@ -3,6 +3,7 @@
 A data set is a folder with `corpus.jsonl` (`_id`, `title`, `text`), `queries.jsonl`
 (`_id`, `text`, optional `answers`) and `qrels/<split>.tsv` (`query-id corpus-id score`).
 Every malformed line raises `InputError` naming the file, the line, the field and the fix.
+Queries are read by `ragortune.questions.read_questions`, the reader of every question file.
 
 Decisions a caller must know:
 - `answers` absent means "no answer labels"; an empty list marks an unanswerable question.
@@ -14,38 +15,26 @@ Decisions a caller must know:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ragortune.errors import InputError
+from ragortune.io import read_jsonl
+from ragortune.questions import Question, field_error, read_questions, record_id
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
 
 @dataclass(frozen=True)
-class Document:
-    """One corpus entry; `doc_id` is what qrels point at."""
+class CorpusEntry:
+    """One line of a data set's corpus; `doc_id` is what qrels point at. (What the KB indexes
+    is a `ragortune.documents.loaders.Document`, loaded from the same file.)"""
 
     doc_id: str
     title: str
     text: str
-
-
-@dataclass(frozen=True)
-class Query:
-    """One question; `answers` is None without labels, () when it is unanswerable."""
-
-    query_id: str
-    text: str
-    answers: tuple[str, ...] | None = None
-
-    @property
-    def answerable(self) -> bool | None:
-        """True/False when labelled, None when the data set has no answers for it."""
-        return None if self.answers is None else len(self.answers) > 0
 
 
 @dataclass(frozen=True)
@@ -54,19 +43,23 @@ class Dataset:
 
     path: Path
     split: str | None
-    queries: dict[str, Query]
+    queries: dict[str, Question]
     qrels: dict[str, dict[str, int]]
     corpus_path: Path
     corpus_size: int | None = None
     warnings: list[str] = field(default_factory=list)
 
-    def corpus(self) -> Iterator[Document]:
+    def corpus(self) -> Iterator[CorpusEntry]:
         """Stream the corpus, validating each line (errors name the file and line)."""
         seen: dict[str, int] = {}
-        for line_no, obj in _read_jsonl(self.corpus_path):
-            doc_id = _get_id(obj, self.corpus_path, line_no)
+        for line_no, obj in read_jsonl(self.corpus_path, "corpus file"):
+            if not isinstance(obj, dict):
+                raise field_error(self.corpus_path, line_no, "line",
+                                  f"a JSON {type(obj).__name__}, not an object",
+                                  "write one JSON object per line")
+            doc_id = record_id(obj, self.corpus_path, line_no, required=True)
             if doc_id in seen:
-                raise _error(
+                raise field_error(
                     self.corpus_path, line_no, "_id",
                     f"duplicate id {doc_id!r} (first on line {seen[doc_id]})",
                     "give every document a unique `_id`",
@@ -74,7 +67,7 @@ class Dataset:
             seen[doc_id] = line_no
             text = _get_str(obj, "text", self.corpus_path, line_no, required=True)
             title = _get_str(obj, "title", self.corpus_path, line_no, required=False)
-            yield Document(doc_id=doc_id, title=title or "", text=text or "")
+            yield CorpusEntry(doc_id=doc_id, title=title or "", text=text or "")
 
     @property
     def num_qrels(self) -> int:
@@ -99,7 +92,7 @@ def load_dataset(
         if not required.is_file():
             raise InputError(f"{required}: file missing; a BEIR data set folder needs "
                              "corpus.jsonl and queries.jsonl")
-    queries = {q.query_id: q for q in load_questions(queries_path)}
+    queries = {q.id: q for q in read_questions(queries_path, require_id=True)}
 
     qrels: dict[str, dict[str, int]] = {}
     if split is not None:
@@ -132,28 +125,8 @@ def load_dataset(
                    corpus_path=corpus_path, corpus_size=len(doc_ids), warnings=warnings)
 
 
-def load_questions(path: str | Path) -> list[Query]:
-    """Read a questions JSONL (`_id`, `text`, optional `answers`), in file order."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: questions file not found")
-    out: list[Query] = []
-    seen: dict[str, int] = {}
-    for line_no, obj in _read_jsonl(path):
-        qid = _get_id(obj, path, line_no)
-        if qid in seen:
-            raise _error(path, line_no, "_id", f"duplicate id {qid!r} (first on line {seen[qid]})",
-                         "give every question a unique `_id`")
-        seen[qid] = line_no
-        text = _get_str(obj, "text", path, line_no, required=True)
-        if not text or not text.strip():
-            raise _error(path, line_no, "text", "empty question", "write the question text")
-        out.append(Query(query_id=qid, text=text, answers=_get_answers(obj, path, line_no)))
-    return out
-
-
 def load_qrels(
-    path: str | Path, queries: dict[str, Query] | None = None
+    path: str | Path, queries: dict[str, Question] | None = None
 ) -> dict[str, dict[str, int]]:
     """Read `query-id corpus-id score` rows (tab- or space-separated, optional header line).
 
@@ -170,37 +143,33 @@ def load_qrels(
         if len(cols) != 3:
             hint = (" (this looks like TREC `qid iter docid rel`: drop the second column)"
                     if len(cols) == 4 else "")
-            raise _error(path, line_no, "row", f"{len(cols)} columns, expected 3{hint}",
-                         "write `query-id<TAB>corpus-id<TAB>score`")
+            raise field_error(path, line_no, "row", f"{len(cols)} columns, expected 3{hint}",
+                              "write `query-id<TAB>corpus-id<TAB>score`")
         qid, doc_id, score = cols
         if not qid or not doc_id:
-            raise _error(path, line_no, "query-id" if not qid else "corpus-id", "empty id",
-                         "fill in the id")
+            raise field_error(path, line_no, "query-id" if not qid else "corpus-id", "empty id",
+                              "fill in the id")
         try:
             grade = int(score)
         except ValueError:
-            raise _error(path, line_no, "score", f"{score!r} is not an integer",
-                         "use integer relevance grades (0 = not relevant, 1, 2, ... = relevant)"
-                         + ("; only line 1 may be the header `query-id corpus-id score`"
-                            if line_no > 1 else "")) from None
+            raise field_error(path, line_no, "score", f"{score!r} is not an integer",
+                              "use integer relevance grades (0 = not relevant, 1, 2, ... = relevant)"
+                              + ("; only line 1 may be the header `query-id corpus-id score`"
+                                 if line_no > 1 else "")) from None
         if queries is not None and qid not in queries:
-            raise _error(path, line_no, "query-id", f"query {qid!r} is not in queries.jsonl",
-                         "add the query or remove its qrels rows")
+            raise field_error(path, line_no, "query-id", f"query {qid!r} is not in queries.jsonl",
+                              "add the query or remove its qrels rows")
         key = (qid, doc_id)
         if key in first_line:
-            raise _error(path, line_no, "corpus-id",
-                         f"duplicate judgement for query {qid!r}, document {doc_id!r} "
-                         f"(first on line {first_line[key]})", "keep one row per pair")
+            raise field_error(path, line_no, "corpus-id",
+                              f"duplicate judgement for query {qid!r}, document {doc_id!r} "
+                              f"(first on line {first_line[key]})", "keep one row per pair")
         first_line[key] = line_no
         qrels.setdefault(qid, {})[doc_id] = grade
     return qrels
 
 
 # -- line readers and field checks ----------------------------------------------------------
-
-def _error(path: Path, line_no: int, field_name: str, problem: str, fix: str) -> InputError:
-    return InputError(f"{path}, line {line_no}, field '{field_name}': {problem}; {fix}")
-
 
 def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Non-blank lines with 1-based numbers; bytes are decoded per line so errors name it."""
@@ -209,35 +178,11 @@ def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
             try:
                 text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                raise _error(path, line_no, "line", f"not UTF-8 ({exc.reason})",
-                             "save the file as UTF-8") from None
+                raise field_error(path, line_no, "line", f"not UTF-8 ({exc.reason})",
+                                  "save the file as UTF-8") from None
             text = text.rstrip("\r\n")
             if text.strip():
                 yield line_no, text
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    for line_no, text in _read_lines(path):
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _error(path, line_no, "line", f"invalid JSON ({exc.msg} at column {exc.colno})",
-                         "write one JSON object per line") from None
-        if not isinstance(obj, dict):
-            raise _error(path, line_no, "line", f"a JSON {type(obj).__name__}, not an object",
-                         "write one JSON object per line")
-        yield line_no, obj
-
-
-def _get_id(obj: dict[str, Any], path: Path, line_no: int) -> str:
-    if "_id" not in obj:
-        raise _error(path, line_no, "_id", "missing", "add a string `_id`")
-    value = obj["_id"]
-    # bool is an int subclass; an id of `true` is a mistake, not the id "True".
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
-        raise _error(path, line_no, "_id", f"{value!r} is not a non-empty string",
-                     "use a string (or integer) id")
-    return str(value)
 
 
 def _get_str(
@@ -245,23 +190,10 @@ def _get_str(
 ) -> str | None:
     if key not in obj or obj[key] is None:
         if required:
-            raise _error(path, line_no, key, "missing", f"add a string `{key}`")
+            raise field_error(path, line_no, key, "missing", f"add a string `{key}`")
         return None
     value = obj[key]
     if not isinstance(value, str):
-        raise _error(path, line_no, key, f"a {type(value).__name__}, not a string",
-                     f"make `{key}` a string")
+        raise field_error(path, line_no, key, f"a {type(value).__name__}, not a string",
+                               f"make `{key}` a string")
     return value
-
-
-def _get_answers(obj: dict[str, Any], path: Path, line_no: int) -> tuple[str, ...] | None:
-    if "answers" not in obj or obj["answers"] is None:
-        return None
-    value = obj["answers"]
-    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
-        raise _error(path, line_no, "answers", "not a list of strings",
-                     'write e.g. "answers": ["Paris"], or [] for an unanswerable question')
-    if any(not a.strip() for a in value):
-        raise _error(path, line_no, "answers", "contains an empty answer",
-                     "remove it; use [] to mark an unanswerable question")
-    return tuple(value)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ragortune.embed import load_embedder
 from ragortune.errors import InputError
 from ragortune.evaluate.answer_metrics import percentiles
 from ragortune.evaluate.datasets import Dataset
@@ -27,7 +28,6 @@ from ragortune.evaluate.retrieval_metrics import (
     evaluate_rankings,
     rank_documents,
 )
-from ragortune.embed import load_embedder
 from ragortune.kb import KnowledgeBase, open_kb
 from ragortune.kb.sync import ProgressCallback, SyncReport, sync
 from ragortune.retrieve import search
@@ -170,6 +170,18 @@ def sweep_rows(config: dict[str, Any], result: RetrievalResult,
     return [{**config, "k": k, "ndcg@10": means["ndcg@10"], "mrr@10": means["mrr@10"],
              "recall": means[f"recall@{k}"], "hit_rate": means[f"hit_rate@{k}"],
              "latency_ms_p50": base["latency_ms_p50"]} for k in swept_ks]
+
+
+SELECT_BY = "ndcg@10"  # the metric that picks a sweep's configuration
+
+
+def best_of(results: Sequence[RetrievalResult]) -> int:
+    """Which of a sweep's results to report and record: the best nDCG@10, the first listed
+    among ties."""
+    if not results:
+        raise ValueError("no results to choose from")
+    scores = [r.means()[SELECT_BY] for r in results]
+    return scores.index(max(scores))
 
 
 def open_eval_kb(kb: Path | None, work: Path, data: Dataset, config: dict[str, Any],

@@ -10,19 +10,20 @@ same normalised text). The output is a BEIR folder whose corpus is the KB's chun
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ragortune.errors import InputError
-from ragortune.evaluate.answer_metrics import contains_gold, normalize_answer
 from ragortune.generate.llm import LLM, Message
+from ragortune.io import write_atomic, write_jsonl_atomic
+from ragortune.judge import contains_gold, normalize_answer
 from ragortune.kb import KnowledgeBase
+from ragortune.questions import Question
+from ragortune.store import StoredChunk
 
 DUPLICATE_COSINE = 0.92
 MAX_ANSWER_WORDS = 20
@@ -34,9 +35,9 @@ SynthProgress = Callable[[int, int], None]  # pairs kept, pairs wanted
 
 @dataclass(frozen=True)
 class Pair:
-    query_id: str
-    question: str
-    answer: str
+    """A generated question (its one gold answer copied from the chunk) and where it came from."""
+
+    question: Question
     chunk_id: str
     doc_id: str
     source: str
@@ -70,12 +71,6 @@ def parse_pair(text: str) -> tuple[str, str] | None:
     return (q, a) if q and a else None
 
 
-def kb_chunks(kb: KnowledgeBase) -> list[dict[str, Any]]:
-    """Every chunk the KB's consistent version holds (id, doc, source, title, heading, text)."""
-    columns = ["chunk_id", "doc_id", "source", "title", "heading", "text"]
-    return kb.reader().table.to_arrow().select(columns).to_pylist()
-
-
 def generate_pairs(kb: KnowledgeBase, llm: LLM, n: int, *, seed: int = 0,
                    max_tokens: int = 96, on_progress: SynthProgress | None = None
                    ) -> SynthResult:
@@ -83,7 +78,7 @@ def generate_pairs(kb: KnowledgeBase, llm: LLM, n: int, *, seed: int = 0,
     or 3 x n chunks were tried (or the chunks run out)."""
     if n < 1:
         raise InputError(f"--n must be at least 1, not {n}")
-    chunks = kb_chunks(kb)
+    chunks = kb.chunks()
     if not chunks:
         raise InputError(f"{kb.path}: the knowledge base is empty; run `ragortune ingest` first")
     order = np.random.default_rng(seed).permutation(len(chunks))[: 3 * n]
@@ -95,7 +90,7 @@ def generate_pairs(kb: KnowledgeBase, llm: LLM, n: int, *, seed: int = 0,
         if len(result.pairs) >= n:
             break
         chunk = chunks[int(index)]
-        completion = llm.complete(synth_messages(chunk["text"]), max_tokens=max_tokens)
+        completion = llm.complete(synth_messages(chunk.text), max_tokens=max_tokens)
         result.attempts += 1
         result.prompt_tokens += completion.prompt_tokens
         result.completion_tokens += completion.completion_tokens
@@ -105,7 +100,7 @@ def generate_pairs(kb: KnowledgeBase, llm: LLM, n: int, *, seed: int = 0,
             continue
         question, answer = parsed
         if (len(normalize_answer(answer).split()) > MAX_ANSWER_WORDS
-                or not contains_gold(chunk["text"], [answer])):
+                or not contains_gold(chunk.text, [answer])):
             result.dropped["answer_not_in_chunk"] += 1
             continue
         if contains_gold(question, [answer]):
@@ -119,31 +114,30 @@ def generate_pairs(kb: KnowledgeBase, llm: LLM, n: int, *, seed: int = 0,
             continue
         seen_text.add(key)
         kept_vectors = np.vstack([kept_vectors, vector])
-        result.pairs.append(Pair(f"synth-{len(result.pairs) + 1:04d}", question, answer,
-                                 chunk["chunk_id"], chunk["doc_id"], chunk["source"]))
+        qid = f"synth-{len(result.pairs) + 1:04d}"
+        result.pairs.append(Pair(Question(qid, question, (answer,)), chunk.chunk_id,
+                                 chunk.doc_id, chunk.source))
         if on_progress:
             on_progress(len(result.pairs), n)
     return result
 
 
 def write_beir(out_dir: Path, kb: KnowledgeBase, result: SynthResult) -> dict[str, Path]:
-    """corpus.jsonl (every chunk, `_id` = chunk id), queries.jsonl, qrels/test.tsv."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "qrels").mkdir(exist_ok=True)
+    """corpus.jsonl (every chunk, `_id` = chunk id), queries.jsonl, qrels/test.tsv; each file
+    is written atomically."""
     paths = {"corpus": out_dir / "corpus.jsonl", "queries": out_dir / "queries.jsonl",
              "qrels": out_dir / "qrels" / "test.tsv"}
-    with paths["corpus"].open("w", encoding="utf-8") as fh:
-        for c in kb_chunks(kb):
-            title = " > ".join(part for part in (c["title"], c["heading"]) if part)
-            fh.write(json.dumps({"_id": c["chunk_id"], "title": title, "text": c["text"],
-                                 "metadata": {"doc_id": c["doc_id"], "source": c["source"]}})
-                     + "\n")
-    with paths["queries"].open("w", encoding="utf-8") as fh:
-        for p in result.pairs:
-            fh.write(json.dumps({"_id": p.query_id, "text": p.question, "answers": [p.answer],
-                                 "metadata": {"chunk_id": p.chunk_id, "doc_id": p.doc_id,
-                                              "source": p.source}}) + "\n")
-    with paths["qrels"].open("w", encoding="utf-8") as fh:
-        fh.write("query-id\tcorpus-id\tscore\n")
-        fh.writelines(f"{p.query_id}\t{p.chunk_id}\t1\n" for p in result.pairs)
+    write_jsonl_atomic(paths["corpus"], (_corpus_row(c) for c in kb.chunks()))
+    write_jsonl_atomic(paths["queries"], (
+        {"_id": p.question.id, "text": p.question.text, "answers": list(p.question.answers or ()),
+         "metadata": {"chunk_id": p.chunk_id, "doc_id": p.doc_id, "source": p.source}}
+        for p in result.pairs))
+    write_atomic(paths["qrels"], "query-id\tcorpus-id\tscore\n" + "".join(
+        f"{p.question.id}\t{p.chunk_id}\t1\n" for p in result.pairs))
     return paths
+
+
+def _corpus_row(chunk: StoredChunk) -> dict[str, object]:
+    title = " > ".join(part for part in (chunk.title, chunk.heading) if part)
+    return {"_id": chunk.chunk_id, "title": title, "text": chunk.text,
+            "metadata": {"doc_id": chunk.doc_id, "source": chunk.source}}

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from ragortune.errors import InputError
-from ragortune.evaluate.answer_metrics import matches_gold, normalize_answer
 from ragortune.evaluate.arms import AnswerProgress, Arm, ArmAnswer, run_arms, summarise
-from ragortune.evaluate.datasets import Query
 from ragortune.generate.llm import LLM
-from ragortune.kb.sync import SyncReport, sync
+from ragortune.judge import matches_gold, normalize_answer
 from ragortune.kb import KnowledgeBase
+from ragortune.kb.sync import SyncReport, sync
+from ragortune.questions import Question
 
 TRAIN_RECORD = "ragortune_train.json"
 
@@ -41,20 +41,20 @@ def stage(source: Path, docs: Path) -> None:
         shutil.copytree(source, docs, ignore=shutil.ignore_patterns(".*"))
 
 
-def changed_facts(v1: Sequence[Query], v2: Sequence[Query]) -> dict[str, tuple[str, ...]]:
+def changed_facts(v1: Sequence[Question], v2: Sequence[Question]) -> dict[str, tuple[str, ...]]:
     """v2 questions whose gold answers are new: absent from v1, or with other answers there.
 
     Returns, per such question id, the v1 answers (empty when the question is new)."""
-    old = {q.query_id: q for q in v1}
+    old = {q.id: q for q in v1}
     out = {}
     for q in v2:
         if not q.answers:
             continue
-        before = old.get(q.query_id)
+        before = old.get(q.id)
         before_answers = before.answers if before is not None and before.answers else ()
         if {normalize_answer(a) for a in before_answers} != {
                 normalize_answer(a) for a in q.answers}:
-            out[q.query_id] = before_answers
+            out[q.id] = before_answers
     return out
 
 
@@ -160,10 +160,10 @@ class UpdateResult:
                 "embedding_tokens": r.embedding_tokens, "chunks_embedded": r.chunks_embedded,
                 "chunks_reused": r.chunks_reused, "documents": r.to_json()["documents"]}
 
-    def per_arm(self, arms: Sequence[Arm], questions_v2: Sequence[Query]) -> dict[str, Any]:
+    def per_arm(self, arms: Sequence[Arm], questions_v2: Sequence[Question]) -> dict[str, Any]:
         """Per arm: accuracy before/after, on the new facts, stale rate and update cost; with
         a retraining, also each fine-tuned arm as it answered v2 before it (`ft@v1`)."""
-        gold = {q.query_id: q.answers or () for q in questions_v2}
+        gold = {q.id: q.answers or () for q in questions_v2}
         before, after = summarise(self.before), summarise(self.after + self.not_retrained)
         out: dict[str, Any] = {}
         for arm in arms:
@@ -208,12 +208,34 @@ class UpdateResult:
                 "new_facts": len(rows)}
 
 
+def evidence_arms(per_arm: Mapping[str, Any]) -> dict[str, Any]:
+    """Stale rate and new-fact accuracy per arm for evidence.json (`UpdateResult.per_arm` in).
+
+    A retrained arm's `stale_rate` is the one before its retraining (`ft@v1`): what users get
+    between a knowledge update and the next training run, which is what the decision weighs;
+    the retrained figures and the measured cost go under `retrained`."""
+    out = {}
+    for arm, v in per_arm.items():
+        if arm.endswith(NOT_RETRAINED):
+            continue
+        entry = {"stale_rate": v["stale_rate"], "new_fact_accuracy": v["new_fact_accuracy"]}
+        old = per_arm.get(arm + NOT_RETRAINED)
+        if old is not None:
+            cost = v["update_cost"].get("retrain", v["update_cost"])
+            entry = {"stale_rate": old["stale_rate"],
+                     "new_fact_accuracy": old["new_fact_accuracy"],
+                     "retrained": {**entry, **{k: cost.get(k) for k in
+                                               ("seconds", "cpu_seconds", "tokens")}}}
+        out[arm] = entry
+    return out
+
+
 def _sum(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(a + b, 3)
 
 
-def run_update(kb: KnowledgeBase, docs: Path, v1: Path, v2: Path, questions_v1: Sequence[Query],
-               questions_v2: Sequence[Query], arms: Sequence[Arm], *, k: int, mode: str,
+def run_update(kb: KnowledgeBase, docs: Path, v1: Path, v2: Path, questions_v1: Sequence[Question],
+               questions_v2: Sequence[Question], arms: Sequence[Arm], *, k: int, mode: str,
                min_score: float | None, max_tokens: int,
                retrain: Retrainer | None = None,
                load: Callable[[str | None], LLM] | None = None,
@@ -238,7 +260,7 @@ def run_update(kb: KnowledgeBase, docs: Path, v1: Path, v2: Path, questions_v1: 
         # what the fine-tuned arms answer to the new facts until the retraining is done
         still_v1 = [replace(a, name=a.name + NOT_RETRAINED) for a in arms if a.adapter]
         changed = changed_facts(questions_v1, questions_v2)
-        new_facts = [q for q in questions_v2 if q.query_id in changed]
+        new_facts = [q for q in questions_v2 if q.id in changed]
         if new_facts:
             not_retrained = run_arms(still_v1, new_facts, kb, **options)
         retraining = retrain(adapters.pop())

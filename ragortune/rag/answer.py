@@ -17,6 +17,7 @@ from typing import Any, Literal
 from ragortune.errors import InputError
 from ragortune.generate.llm import LLM, Completion, Message
 from ragortune.generate.prompts import NOT_IN_KB, Passage, fallback_messages, rag_messages
+from ragortune.judge import is_abstention
 from ragortune.kb import KnowledgeBase
 from ragortune.retrieve import Hit, search
 
@@ -178,7 +179,7 @@ def finish(context: Context, completion: Completion | None, generate_s: float) -
         return Answer(text=FALLBACK_MARK + completion.text, abstained=False, abstain_reason=None,
                       grounded=False, citations=(), dropped_citations=(), **base)
     text, cited, dropped = map_citations(_end_sentence(completion.text), len(context.hits))
-    if says_not_in_kb(text):
+    if is_abstention(text):  # the model's own "not in the knowledge base" or a variant
         return Answer(text=NOT_IN_KB, abstained=True, abstain_reason="model", grounded=False,
                       citations=(), dropped_citations=dropped, **base)
     inferred = not cited
@@ -227,12 +228,6 @@ def supporting_passage(text: str, context: Context) -> tuple[int, ...]:
     overlap = [len(distinctive & _words(hit.text)) for hit in context.hits]
     best = max(range(len(overlap)), key=lambda i: (overlap[i], -i))
     return (best + 1,) if overlap[best] > 0 else ()
-
-
-def says_not_in_kb(text: str) -> bool:
-    """The model's own abstention, in the wording the prompt asks for, anywhere in a short
-    answer ("The answer is not in the knowledge base." counts too)."""
-    return NOT_IN_KB.lower().rstrip(".") in " ".join(text.lower().split())
 
 
 def needs_llm(context: Context, on_empty: OnEmpty = "abstain") -> bool:

@@ -1,7 +1,7 @@
 """Measure the similarity threshold that separates answerable from unanswerable questions.
 
 Each labelled question gets the best cosine similarity among its top-k hits (the number the
-gate in `rag.py` compares with the threshold). A question abstains when that score is below the
+gate in `rag/answer.py` compares with the threshold). A question abstains when that score is below the
 threshold; abstention is the positive class, so precision = abstentions that were right and
 recall = unanswerable questions that abstained. The chosen threshold maximises balanced
 accuracy (Youden's J), so a set with few unanswerable questions still weighs them fairly,
@@ -10,35 +10,18 @@ and sits in the middle of the widest gap among equally good ones.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ragortune.errors import InputError
 from ragortune.kb import KnowledgeBase
-from ragortune.retrieve import search
+from ragortune.questions import Question
 from ragortune.rag.answer import CONTEXT_K
+from ragortune.retrieve import search
 
 REPORTED = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8)
-
-
-@dataclass(frozen=True)
-class LabelledQuestion:
-    qid: str
-    text: str
-    answers: tuple[str, ...] | None  # None: not labelled
-
-    @property
-    def answerable(self) -> bool:
-        return bool(self.answers)
-
-    def answered_by(self, text: str) -> bool:
-        """A gold answer appears in `text` (case and whitespace ignored: PDF text breaks lines)."""
-        norm = " ".join(text.lower().split())
-        return any(" ".join(a.lower().split()) in norm for a in self.answers or ())
 
 
 @dataclass(frozen=True)
@@ -80,34 +63,7 @@ def _op_json(op: Operating) -> dict[str, Any]:
             "answered_recall": round(op.answered_recall, 4), "abstained": op.abstained}
 
 
-def read_questions(path: str | Path, require_answers: bool = True) -> list[LabelledQuestion]:
-    """JSONL with `text` and `answers` (list of strings; empty list = unanswerable);
-    `answers` may be absent when not `require_answers` (plain questions to ask)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"questions file {path} not found: give a JSONL file with text and answers")
-    questions: list[LabelledQuestion] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
-            raise InputError(f"{path}:{number}: needs a non-empty string field 'text'")
-        answers = row.get("answers")
-        if answers is None and not require_answers:
-            questions.append(LabelledQuestion(str(row.get("_id", number)), row["text"], None))
-            continue
-        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-            raise InputError(
-                f"{path}:{number}: needs 'answers', a list of strings ([] = unanswerable)")
-        questions.append(LabelledQuestion(str(row.get("_id", number)), row["text"], tuple(answers)))
-    return questions
-
-
-def best_similarities(kb: KnowledgeBase, questions: list[LabelledQuestion], *,
+def best_similarities(kb: KnowledgeBase, questions: list[Question], *,
                       k: int = CONTEXT_K,
                       mode: str = "hybrid") -> np.ndarray:
     """Best similarity among each question's top-k hits (no threshold), -1 when nothing is found."""
@@ -152,17 +108,21 @@ def choose_threshold(scores: np.ndarray, answerable: np.ndarray) -> float:
     return float(candidates[best[int(np.argmax(gaps))]])
 
 
-def calibrate(kb: KnowledgeBase, questions: list[LabelledQuestion], *,
+def calibrate(kb: KnowledgeBase, questions: list[Question], *,
               k: int = CONTEXT_K,
               mode: str = "hybrid") -> Calibration:
     """Measure the threshold on `questions`; does not change the KB (the caller may save it)."""
     if not questions:
         raise InputError("the questions file holds no questions")
+    unlabelled = next((q for q in questions if q.answers is None), None)
+    if unlabelled is not None:
+        raise InputError(f"question {unlabelled.id!r} has no answers: calibration needs "
+                         "labelled questions (\"answers\": [] marks an unanswerable one)")
     scores = best_similarities(kb, questions, k=k, mode=mode)
-    answerable = np.array([q.answerable for q in questions])
+    answerable = np.array([bool(q.answerable) for q in questions])
     threshold = choose_threshold(scores, answerable)
     others = [t for t in REPORTED if not np.isclose(t, threshold)]
     points = operating_points(scores, answerable, np.array([threshold, *others]))
     return Calibration(threshold, points[0], tuple(points[1:]),
-                       tuple((q.qid, float(s), q.answerable) for q, s in zip(questions, scores)),
+                       tuple((q.id, float(s), bool(q.answerable)) for q, s in zip(questions, scores)),
                        k, mode)

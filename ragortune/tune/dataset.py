@@ -1,39 +1,29 @@
 """Chat fine-tuning data from question/answer pairs: read, expand with paraphrases, split, write.
 
 Input is what users already have: BEIR-layout queries carrying `answers` (a folder with
-`queries.jsonl`, or the file itself) or the JSONL written by `ragortune synth`. Output is
-OpenAI chat JSONL, which `tune validate`, `tune train` and `tune remote` all read.
+`queries.jsonl`, or the file itself) or the JSONL written by `ragortune synth`, read by
+`ragortune.questions.read_questions`. A question's first gold answer is the reference answer
+it is trained on. Output is OpenAI chat JSONL, which `tune validate`, `tune train` and
+`tune remote` all read.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ragortune.errors import InputError
+from ragortune.io import write_json_atomic, write_jsonl_atomic
+from ragortune.questions import Question, read_questions
 
-QUESTION_KEYS = ("question", "text", "query")
 BUILD_FILE = "ragortune_build.json"  # how the data was built, beside train.jsonl; retraining repeats it
-ID_KEYS = ("_id", "id")
 
 # (question, answer, n) -> up to n reworded (question, answer) pairs carrying the same fact.
 Paraphraser = Callable[[str, str, int], list[tuple[str, str]]]
-
-
-@dataclass(frozen=True)
-class QAPair:
-    """One fact as a question and its reference answer; `answer` None means unanswerable."""
-
-    id: str
-    question: str
-    answer: str | None
 
 
 @dataclass(frozen=True)
@@ -56,75 +46,29 @@ class BuildResult:
     skipped_unanswerable: int
 
 
-def read_qa(source: str | Path) -> list[QAPair]:
-    """Question/answer pairs from a BEIR folder, its queries.jsonl, or `ragortune synth` output."""
-    path = Path(source)
-    if path.is_dir():
-        path = path / "queries.jsonl"
-    if not path.is_file():
-        raise InputError(f"{path}: no such file; give a BEIR folder (with queries.jsonl) or a JSONL file")
-    pairs: list[QAPair] = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{n}: not valid JSON ({exc.msg}); fix or delete the line") from exc
-            if not isinstance(record, dict):
-                raise InputError(f"{path}:{n}: expected a JSON object with a question and answers")
-            pairs.append(_qa_from_record(record, path, n))
-    if not pairs:
-        raise InputError(f"{path}: no question/answer pairs found")
-    return pairs
-
-
-def _qa_from_record(record: dict[str, Any], path: Path, n: int) -> QAPair:
-    question = next((record[k] for k in QUESTION_KEYS if isinstance(record.get(k), str)), None)
-    if not question or not question.strip():
-        raise InputError(f"{path}:{n}: no question: give the question in `text` (BEIR) or `question`")
-    qid = next((str(record[k]) for k in ID_KEYS if k in record), f"line{n}")
-    if "answers" in record:
-        answers = record["answers"]
-        if isinstance(answers, str):
-            answers = [answers]
-        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-            raise InputError(f"{path}:{n}: field `answers` must be a list of strings")
-        answers = [a.strip() for a in answers if a.strip()]
-        return QAPair(qid, question.strip(), answers[0] if answers else None)
-    if isinstance(record.get("answer"), str):
-        answer = record["answer"].strip()
-        return QAPair(qid, question.strip(), answer or None)
-    raise InputError(
-        f"{path}:{n}: query {qid} has no `answers` field: fine-tuning needs reference answers "
-        "(BEIR queries with `answers`, or the output of `ragortune synth`)"
-    )
-
-
 def build_examples(
-    pairs: Iterable[QAPair],
+    questions: Iterable[Question],
     *,
     system: str | None = None,
     refusal: str | None = None,
     paraphrase: Paraphraser | None = None,
     n_paraphrases: int = 0,
 ) -> tuple[list[Example], int]:
-    """One example per pair plus up to `n_paraphrases` reworded variants of each (knowledge
-    injection needs several phrasings of a fact, not one). Unanswerable pairs become
-    `refusal` examples when a refusal text is given and are skipped otherwise.
-    Returns the examples and the number of pairs skipped."""
+    """One example per question (answered with its first gold answer) plus up to
+    `n_paraphrases` reworded variants of each (knowledge injection needs several phrasings of
+    a fact, not one). Unanswerable questions become `refusal` examples when a refusal text is
+    given and are skipped otherwise. Returns the examples and the number skipped."""
     examples: list[Example] = []
     skipped = 0
-    for pair in pairs:
-        answer = pair.answer if pair.answer is not None else refusal
+    for question in questions:
+        answer = question.answers[0] if question.answers else refusal
         if answer is None:
             skipped += 1
             continue
-        variants = [(pair.question, answer)]
+        variants = [(question.text, answer)]
         if paraphrase is not None and n_paraphrases > 0:
-            seen = {(pair.question.lower(), answer.lower())}
-            for q, a in paraphrase(pair.question, answer, n_paraphrases)[:n_paraphrases]:
+            seen = {(question.text.lower(), answer.lower())}
+            for q, a in paraphrase(question.text, answer, n_paraphrases)[:n_paraphrases]:
                 key = (q.strip().lower(), a.strip().lower())
                 if q.strip() and a.strip() and key not in seen:
                     seen.add(key)
@@ -132,7 +76,7 @@ def build_examples(
         for i, (q, a) in enumerate(variants):
             messages = [{"role": "system", "content": system}] if system else []
             messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-            examples.append(Example(pair.id, messages, i))
+            examples.append(Example(question.id, messages, i))
     return examples, skipped
 
 
@@ -169,19 +113,8 @@ def split(
 
 
 def write_jsonl(path: str | Path, examples: Iterable[Example]) -> Path:
-    """Write chat JSONL atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for ex in examples:
-                fh.write(json.dumps({"messages": ex.messages}, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write chat JSONL atomically."""
+    return write_jsonl_atomic(path, ({"messages": ex.messages} for ex in examples))
 
 
 def build_dataset(
@@ -201,9 +134,9 @@ def build_dataset(
     `train.jsonl` and (when there is a validation share) `validation.jsonl` into `out_dir`,
     and `ragortune_build.json` (these settings; `paraphraser` says which model wrote the
     paraphrases), so a retraining on new facts can build its data the same way."""
-    pairs = read_qa(source)
+    questions = read_questions(source, require_answers=True)
     examples, skipped = build_examples(
-        pairs, system=system, refusal=refusal, paraphrase=paraphrase, n_paraphrases=n_paraphrases
+        questions, system=system, refusal=refusal, paraphrase=paraphrase, n_paraphrases=n_paraphrases
     )
     if not examples:
         raise InputError(
@@ -222,7 +155,7 @@ def build_dataset(
                 "paraphraser": paraphraser if n_paraphrases > 0 else None}
     record = {"source": str(Path(source).resolve()), "settings": settings,
               "n_train": len(train), "n_validation": len(held)}
-    (out / BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(out / BUILD_FILE, record, indent=2)
     return BuildResult(
         train_path=train_path,
         validation_path=val_path,

@@ -1,9 +1,25 @@
-"""LoRA fine-tuning recipe: one function, read top to bottom — setup, data, model, optimiser,
-resume, loop (forward, backward, step, validate, checkpoint), save.
+"""LoRA fine-tuning recipe, read top to bottom as torchtune's recipes are: `train()` calls one
+setup step per part (runtime, base model, data, LoRA, optimiser and schedule, resume state),
+then runs a short loop (forward, backward, step, log, validate, checkpoint) and saves.
 
-Runs on CPU, on one GPU, and on several GPUs when started with `accelerate launch`. The
-building blocks live beside it: `tokens.encode_chat` (labels on assistant replies only),
-`packing` (reproducible data order, packed rows) and `checkpoint` (atomic writes).
+What it keeps: a killed run resumes exactly mid-epoch (same batches, same losses; the kill -9
+test), the loss of a step is weighted by token across its micro-batches, and logits are
+projected onto the vocabulary only where there is a label. The building blocks live beside
+it: `tokens.encode_chat` (labels on assistant replies only), `packing` (reproducible data
+order, packed rows) and `checkpoint` (atomic checkpoint folders).
+
+Not supported:
+- full fine-tuning: only LoRA adapter weights train, the base stays frozen;
+- objectives other than supervised chat (no DPO, reward models or RL, no loss on prompts);
+- several GPUs without `accelerate launch`, and any parallelism but data parallel (no FSDP,
+  DeepSpeed, tensor or pipeline parallel); a multi-process resume restores rank 0's RNG on
+  every rank and needs the checkpoint folder on a shared file system;
+- precisions other than fp32 and bf16 (no fp16 loss scaling); QLoRA needs CUDA,
+  bitsandbytes and a safetensors model, and cannot be merged (`--merge`);
+- resuming with other data or settings (the fingerprint must match), data larger than
+  memory (the file is encoded up front), examples longer than `max_seq_len` (cut, counted);
+- packing relies on transformers building a block-diagonal mask from restarting
+  `position_ids`: checked on Llama-architecture models (tests/tune/test_packing.py).
 """
 
 from __future__ import annotations
@@ -18,7 +34,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +42,8 @@ import torch
 import torch.nn.functional as F
 
 from ragortune.errors import ConfigError, InputError
+from ragortune.io import write_json_atomic, write_jsonl_atomic
+from ragortune.models import load_causal_lm
 from ragortune.tune import checkpoint
 from ragortune.tune.packing import IGNORE, Batch, epoch_batches, pack, split_micro
 from ragortune.tune.tokens import EncodedChat, encode_chat
@@ -124,6 +142,292 @@ class TrainResult:
     log: list[dict[str, Any]] = field(default_factory=list)
 
 
+# ---- what the setup steps return ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Runtime:
+    """Where the run computes: accelerate's handle (one process, or one of `accelerate launch`'s),
+    its device and the precision of the forward pass."""
+
+    accelerator: Any
+    device: torch.device
+    precision: str  # fp32 | bf16
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def autocast(self) -> Any:
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """The encoded examples and what identifies them: a checkpoint resumes only the same run."""
+
+    train: list[EncodedChat]
+    validation: list[EncodedChat]
+    truncated: int
+    sha256: str  # of the training file, or of both files' hashes with a validation file
+    fingerprint: str  # TrainConfig.fingerprint of this data
+    build_record: dict[str, Any] | None
+    pad_id: int
+
+
+@dataclass(frozen=True)
+class Optimization:
+    """AdamW over the adapter weights, its cosine schedule, and the number of steps they plan for."""
+
+    optimizer: Any
+    scheduler: Any
+    trainable: list[torch.nn.Parameter]
+    steps_per_epoch: int
+    total_steps: int  # cfg.max_steps may stop the run before the schedule's end
+
+
+@dataclass
+class RunState:
+    """What the run has done so far: saved in every checkpoint, restored on resume."""
+
+    step: int = 0
+    tokens: int = 0  # real tokens seen, all processes together
+    target_tokens: int = 0  # of which carry a label
+    train_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    log: list[dict[str, Any]] = field(default_factory=list)
+    val_losses: list[tuple[int, float]] = field(default_factory=list)
+    resumed_from: int | None = None
+
+    def counters(self) -> list[float]:
+        """The checkpoint's `counters` entry (a list, so older checkpoints keep loading)."""
+        return [self.tokens, self.target_tokens, self.train_seconds, self.cpu_seconds]
+
+    @classmethod
+    def from_checkpoint(cls, saved: dict[str, Any]) -> RunState:
+        # checkpoints written before cpu_seconds was counted hold three counters
+        tokens, target, seconds, cpu = [*saved["counters"], 0.0][:4]
+        return cls(step=saved["step"], tokens=tokens, target_tokens=target, train_seconds=seconds,
+                   cpu_seconds=cpu, log=saved["log"], val_losses=[tuple(v) for v in saved["val_losses"]],
+                   resumed_from=saved["step"])
+
+
+@dataclass
+class LossMeter:
+    """Training loss summed on the device between log lines: no host sync until it is read."""
+
+    total: torch.Tensor
+    steps: int = 0
+
+    def add(self, micro_losses: list[torch.Tensor]) -> None:
+        """One step's losses, one per micro-batch, added in order (a pre-summed step loss
+        would round differently)."""
+        for loss in micro_losses:
+            self.total += loss
+        self.steps += 1
+
+    def take(self) -> float:
+        value = float(self.total) / self.steps
+        self.total.zero_()
+        self.steps = 0
+        return value
+
+
+# ---- the recipe -------------------------------------------------------------------------------------
+def train(
+    cfg: TrainConfig,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    tokenizer: Any = None,
+    model: Any = None,
+) -> TrainResult:
+    """Train a LoRA adapter on chat JSONL and write it (plus `ragortune_train.json`) to `cfg.out`.
+    A folder holding checkpoints of the same run is resumed from the newest one. `tokenizer`
+    and `model` may be passed in already loaded (the model is modified: LoRA layers are added)."""
+    runtime = _setup_runtime(cfg)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    checkpoint.discard_partial(ckpt_dir)
+    if model is None:
+        tokenizer, model = _load_base(cfg, runtime.device)
+    data = _setup_data(cfg, tokenizer)  # before LoRA: a bad file fails before the model is touched
+    peft_model = _setup_lora(cfg, model, runtime)  # kept for saving: whatever wraps it below
+    optim = _setup_optimizer(cfg, peft_model, runtime, len(data.train))
+    state = _resume(cfg, ckpt_dir, data.fingerprint, peft_model, optim, runtime.device)
+    write_jsonl_atomic(out / LOG_FILE, state.log)  # drops lines written after that checkpoint
+    model, optimizer = runtime.accelerator.prepare(peft_model, optim.optimizer)  # DDP; no-op on one device
+    optim = replace(optim, optimizer=optimizer)
+    if cfg.compile:
+        model = torch.compile(model, dynamic=True)
+
+    meter = LossMeter(torch.zeros((), device=runtime.device))
+    if runtime.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(runtime.device)
+    if state.resumed_from is None:
+        _validate(model, data, cfg, runtime, state)  # the base model's loss: where the curve starts
+    start_epoch = state.step // optim.steps_per_epoch if optim.steps_per_epoch else 0
+    for epoch in range(start_epoch, cfg.epochs):
+        batches = epoch_batches(len(data.train), cfg.batch_size, seed=cfg.seed, epoch=epoch,
+                                rank=runtime.rank, world=runtime.world)
+        for index, batch_ids in enumerate(batches):
+            if epoch * optim.steps_per_epoch + index < state.step:
+                continue  # trained before the resume: same order, so skipping is exact
+            if state.step >= optim.total_steps:
+                break
+            t0, c0 = time.perf_counter(), time.process_time()
+            micro = [pack([data.train[i] for i in ids], ids, max_len=cfg.max_seq_len, pad_id=data.pad_id)
+                     for ids in split_micro(batch_ids, cfg.grad_accum)]
+            meter.add(_optimizer_step(model, micro, optim, runtime, cfg.max_grad_norm))
+            state.step += 1
+            state.tokens += sum(mb.n_tokens for mb in micro) * runtime.world
+            state.target_tokens += sum(mb.n_targets for mb in micro) * runtime.world
+            last_step = state.step == optim.total_steps
+            loss = meter.take() if state.step % cfg.log_every == 0 or last_step else None
+            state.train_seconds += time.perf_counter() - t0  # after reading the loss: the sync counts
+            state.cpu_seconds += time.process_time() - c0
+            lr = optim.scheduler.get_last_lr()[0]
+            if loss is not None:
+                _log_step(out, state, epoch, loss, lr, batch_ids, runtime)
+            end_of_epoch = index == len(batches) - 1
+            val_loss = None
+            if (cfg.eval_every and state.step % cfg.eval_every == 0) or end_of_epoch or last_step:
+                val_loss = _validate(model, data, cfg, runtime, state)
+            if on_progress and (state.step % cfg.log_every == 0 or val_loss is not None):
+                on_progress(_progress(state, optim.total_steps, epoch, val_loss, lr))
+            if state.step % cfg.checkpoint_every == 0 or end_of_epoch or last_step:
+                _save_checkpoint(ckpt_dir, data.fingerprint, peft_model, optim, state, runtime)
+        if state.step >= optim.total_steps:
+            break
+
+    runtime.accelerator.wait_for_everyone()
+    record = _run_record(cfg, data, state, runtime, _peak_memory(runtime.device))
+    merged = _save_artefacts(cfg, out, peft_model, tokenizer, record) if runtime.is_main else None
+    return _result(cfg, out, merged, record, optim.total_steps, state, runtime)
+
+
+# ---- setup steps, in the order train() calls them ----------------------------------------------
+def _setup_runtime(cfg: TrainConfig) -> Runtime:
+    """Device and precision, refusing settings that cannot work before anything is loaded."""
+    from accelerate import Accelerator
+
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is visible; use --device cpu")
+    accelerator = Accelerator(cpu=cfg.device == "cpu")
+    device = accelerator.device
+    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    if precision not in ("fp32", "bf16"):
+        raise ConfigError(f"--precision must be auto, fp32 or bf16, not {cfg.precision!r}")
+    if cfg.qlora and cfg.merge:
+        raise ConfigError("--merge cannot fold an adapter into 4-bit weights: drop --merge or --qlora")
+    return Runtime(accelerator, device, precision)
+
+
+def _load_base(cfg: TrainConfig, device: torch.device) -> tuple[Any, Any]:
+    """(tokenizer, model): 4-bit base weights for QLoRA, else whatever `models.load_causal_lm`
+    loads (the shipped SmolLM2, a Hugging Face id, a local folder or .gguf)."""
+    if cfg.qlora:
+        return _load_4bit(cfg.base, device)
+    return load_causal_lm(cfg.base)
+
+
+def _setup_data(cfg: TrainConfig, tokenizer: Any) -> TrainData:
+    """Assistant-only labels, cut to max_seq_len; the hashes that tie checkpoints to this data."""
+    train_set, truncated, data_hash = read_chat(cfg.data, tokenizer, cfg.max_seq_len)
+    val_set: list[EncodedChat] = []
+    if cfg.validation:
+        val_set, _, val_hash = read_chat(cfg.validation, tokenizer, cfg.max_seq_len)
+        data_hash = hashlib.sha256((data_hash + val_hash).encode()).hexdigest()
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return TrainData(
+        train=train_set, validation=val_set, truncated=truncated, sha256=data_hash,
+        fingerprint=cfg.fingerprint(data_hash),
+        build_record=_build_record(cfg.data),  # read now: a bad file fails before training, not after
+        pad_id=pad_id,
+    )
+
+
+def _setup_lora(cfg: TrainConfig, model: Any, runtime: Runtime) -> Any:
+    """The base model frozen (in bf16 when training in bf16), LoRA layers added, on the device."""
+    from peft import LoraConfig, get_peft_model
+
+    model.config.use_cache = False
+    if runtime.precision == "bf16" and not cfg.qlora:
+        model.to(torch.bfloat16)  # frozen base in bf16; peft keeps the adapter weights in fp32
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.target_modules),
+            layers_to_transform=_top_layers(model, cfg.top_layers),
+            task_type="CAUSAL_LM",
+        ),
+    )
+    if not cfg.qlora:
+        model.to(runtime.device)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model.train()
+    return model
+
+
+def _setup_optimizer(cfg: TrainConfig, model: Any, runtime: Runtime, n_examples: int) -> Optimization:
+    """AdamW (fused on CUDA) and a cosine schedule with warm-up over all epochs; `max_steps`
+    stops the run early without changing the schedule, so a short run is a prefix of a long one."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    steps_per_epoch = len(epoch_batches(n_examples, cfg.batch_size, seed=cfg.seed, epoch=0,
+                                        rank=runtime.rank, world=runtime.world))
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=runtime.device.type == "cuda"
+    )
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, int(cfg.warmup_ratio * cfg.epochs * steps_per_epoch), cfg.epochs * steps_per_epoch
+    )
+    return Optimization(optimizer, scheduler, trainable, steps_per_epoch, total_steps)
+
+
+def _resume(
+    cfg: TrainConfig, ckpt_dir: Path, fingerprint: str, model: Any, optim: Optimization, device: torch.device
+) -> RunState:
+    """The newest checkpoint of the same run loaded into the adapter, optimiser, schedule and RNG
+    (so the run continues exactly where it stopped); a fresh state when there is none."""
+    from peft import set_peft_model_state_dict
+
+    latest = checkpoint.latest(ckpt_dir) if cfg.resume else None
+    if latest is None:
+        return RunState()
+    saved = checkpoint.load(latest)
+    if saved["fingerprint"] != fingerprint:
+        raise ConfigError(
+            f"{Path(cfg.out)} holds checkpoints of a different run (other data or settings): "
+            "use another --out, or --no-resume to start over"
+        )
+    set_peft_model_state_dict(model, saved["adapter"])
+    optim.optimizer.load_state_dict(saved["optimizer"])
+    optim.scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["rng"])
+    if device.type == "cuda" and "cuda_rng" in saved:
+        torch.cuda.set_rng_state(saved["cuda_rng"], device)
+    return RunState.from_checkpoint(saved)
+
+
 def read_chat(path: str | Path, tokenizer: Any, max_len: int) -> tuple[list[EncodedChat], int, str]:
     """Encode a chat JSONL file; refuses files `tune validate` would flag with errors.
     Returns (examples, how many were truncated, sha256 of the file)."""
@@ -155,6 +459,7 @@ def read_chat(path: str | Path, tokenizer: Any, max_len: int) -> tuple[list[Enco
     return examples, truncated, hashlib.sha256(raw).hexdigest()
 
 
+# ---- one step of the loop ------------------------------------------------------------------------------
 def _masked_logits_supported() -> bool:
     """transformers >= 5.2x slices hidden states by a boolean `logits_to_keep` mask before the
     vocabulary projection; older versions get full logits and we select rows afterwards."""
@@ -183,10 +488,31 @@ def _forward(model: Any, batch: Batch, device: torch.device) -> tuple[torch.Tens
     return logits, shifted[shifted != IGNORE]
 
 
+def _optimizer_step(
+    model: Any, micro: list[Batch], optim: Optimization, runtime: Runtime, max_grad_norm: float
+) -> list[torch.Tensor]:
+    """Forward and backward over the step's micro-batches, then one optimiser step. Returns each
+    micro-batch's share of the step's loss, left on the device (reading it waits for the device)."""
+    n_targets = sum(mb.n_targets for mb in micro)
+    losses = []
+    for k, mb in enumerate(micro):
+        last = k == len(micro) - 1  # gradients are all-reduced across processes once, at the last
+        with contextlib.nullcontext() if last else runtime.accelerator.no_sync(model), runtime.autocast():
+            logits, targets = _forward(model, mb, runtime.device)
+            # sum over the step's target tokens, divided once: every token weighs the same
+            loss = F.cross_entropy(logits.float(), targets, reduction="sum") / n_targets
+        runtime.accelerator.backward(loss)
+        losses.append(loss.detach())
+    torch.nn.utils.clip_grad_norm_(optim.trainable, max_grad_norm)
+    optim.optimizer.step()
+    optim.scheduler.step()
+    optim.optimizer.zero_grad(set_to_none=True)
+    return losses
+
+
 @torch.no_grad()
 def evaluate(
-    model: Any, examples: Sequence[EncodedChat], cfg: TrainConfig, pad_id: int, device: torch.device,
-    autocast: Callable[[], Any],
+    model: Any, examples: Sequence[EncodedChat], cfg: TrainConfig, pad_id: int, runtime: Runtime
 ) -> float:
     """Mean loss per target token over the validation examples (no dropout)."""
     model.eval()
@@ -194,14 +520,152 @@ def evaluate(
     for start in range(0, len(examples), cfg.batch_size):
         ids = list(range(start, min(start + cfg.batch_size, len(examples))))
         batch = pack([examples[i] for i in ids], ids, max_len=cfg.max_seq_len, pad_id=pad_id)
-        with autocast():
-            logits, targets = _forward(model, batch, device)
+        with runtime.autocast():
+            logits, targets = _forward(model, batch, runtime.device)
         total += float(F.cross_entropy(logits.float(), targets, reduction="sum"))
         count += int(targets.numel())
     model.train()
     return total / max(count, 1)
 
 
+def _validate(model: Any, data: TrainData, cfg: TrainConfig, runtime: Runtime, state: RunState) -> float | None:
+    """Validation loss at the current step, recorded in the run's state; None without validation data."""
+    if not data.validation:
+        return None
+    loss = evaluate(model, data.validation, cfg, data.pad_id, runtime)
+    state.val_losses.append((state.step, loss))
+    return loss
+
+
+def _log_step(
+    out: Path, state: RunState, epoch: int, loss: float, lr: float, batch_ids: list[int], runtime: Runtime
+) -> None:
+    """One line of train_log.jsonl, appended as the step ends (the kill test reads it live)."""
+    entry = {"step": state.step, "epoch": epoch, "loss": round(loss, 6), "lr": lr, "tokens": state.tokens,
+             "seconds": round(state.train_seconds, 4), "examples": list(batch_ids)}
+    state.log.append(entry)
+    if runtime.is_main:
+        with open(out / LOG_FILE, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+
+def _progress(state: RunState, total_steps: int, epoch: int, val_loss: float | None, lr: float) -> Progress:
+    rate = state.tokens / state.train_seconds if state.train_seconds else 0.0
+    done = state.step - (state.resumed_from or 0)
+    eta = state.train_seconds / done * (total_steps - state.step) if done else 0.0
+    loss = state.log[-1]["loss"] if state.log else None
+    return Progress(state.step, total_steps, epoch, loss, val_loss, lr, rate, eta)
+
+
+def _save_checkpoint(
+    ckpt_dir: Path, fingerprint: str, model: Any, optim: Optimization, state: RunState, runtime: Runtime
+) -> None:
+    """Everything `_resume` restores, written atomically by the main process."""
+    from peft import get_peft_model_state_dict
+
+    runtime.accelerator.wait_for_everyone()
+    if not runtime.is_main:
+        return
+    saved = {
+        "fingerprint": fingerprint,
+        "step": state.step,
+        "adapter": get_peft_model_state_dict(model),
+        "optimizer": optim.optimizer.state_dict(),
+        "scheduler": optim.scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "log": state.log,
+        "val_losses": state.val_losses,
+        "counters": state.counters(),
+    }
+    if runtime.device.type == "cuda":
+        saved["cuda_rng"] = torch.cuda.get_rng_state(runtime.device)
+    checkpoint.save(ckpt_dir, state.step, saved)
+
+
+# ---- the end: adapter, how it was made, optionally merged weights ----------------------------------
+def _save_artefacts(
+    cfg: TrainConfig, out: Path, model: Any, tokenizer: Any, record: dict[str, Any]
+) -> Path | None:
+    """The adapter, `ragortune_train.json`, merged weights with --merge; then the checkpoints
+    go unless kept. Returns the merged weights' folder, if any."""
+    _save_adapter(model, out)
+    write_json_atomic(out / RUN_FILE, record, indent=2)
+    merged_dir = _save_merged(model, tokenizer, out / "merged") if cfg.merge else None
+    if not cfg.keep_checkpoints:
+        checkpoint.clear(out / "checkpoints")
+    return merged_dir
+
+
+def _run_record(
+    cfg: TrainConfig, data: TrainData, state: RunState, runtime: Runtime, peak: tuple[int, str]
+) -> dict[str, Any]:
+    """How the adapter was made: what `eval`, `retrain` and a reader of the folder rely on."""
+    device = runtime.device
+    losses = [e["loss"] for e in state.log]
+    return {
+        "base_model": cfg.base or "smollm2",
+        "data_sha256": data.sha256,
+        "dataset_build": data.build_record,
+        "config": asdict(cfg),
+        "steps": state.step,
+        "examples": len(data.train),
+        "truncated": data.truncated,
+        "tokens": state.tokens,
+        "target_tokens": state.target_tokens,
+        "train_seconds": round(state.train_seconds, 3),
+        "cpu_seconds": round(state.cpu_seconds, 3),
+        "tokens_per_s": round(state.tokens / state.train_seconds if state.train_seconds else 0.0, 1),
+        "peak_memory_bytes": peak[0],
+        "peak_memory_kind": peak[1],
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+        "val_losses": state.val_losses,
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "processes": runtime.world,
+        "precision": runtime.precision,
+        "resumed_from_step": state.resumed_from,
+        "versions": _versions(),
+        "host": platform.node(),
+    }
+
+
+def _save_merged(model: Any, tokenizer: Any, folder: Path) -> Path:
+    """Base and adapter folded into plain weights that load without peft."""
+    merged = model.merge_and_unload()
+    if hasattr(merged.config, "quantization_config"):
+        del merged.config.quantization_config  # a GGUF-loaded model refuses to save otherwise
+    if getattr(merged, "hf_quantizer", None) is not None:
+        merged.hf_quantizer = None  # the weights are plain floats after dequantising
+    merged.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _save_adapter(model: Any, out: Path) -> None:
+    """peft's adapter files, written beside each other in a temp folder then moved into `out`."""
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".adapter-"))
+    try:
+        model.save_pretrained(tmp)
+        for f in tmp.iterdir():
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _result(
+    cfg: TrainConfig, out: Path, merged: Path | None, record: dict[str, Any], total_steps: int,
+    state: RunState, runtime: Runtime,
+) -> TrainResult:
+    """What the caller gets back: the run record's figures plus the per-step log."""
+    shared = ("steps", "examples", "truncated", "loss_first", "loss_last", "val_losses", "tokens",
+              "target_tokens", "train_seconds", "tokens_per_s", "peak_memory_bytes", "peak_memory_kind",
+              "precision", "resumed_from_step", "cpu_seconds")
+    return TrainResult(out=str(out), adapter=str(out), merged=str(merged) if merged else None,
+                       total_steps=total_steps, epochs=cfg.epochs, device=str(runtime.device),
+                       log=state.log, **{key: record[key] for key in shared})
+
+
+# ---- small pieces ---------------------------------------------------------------------------------------
 def _load_4bit(base: str | None, device: torch.device) -> tuple[Any, Any]:
     """QLoRA: base weights in 4-bit NF4 (bitsandbytes, CUDA only), adapters in full precision."""
     if device.type != "cuda":
@@ -231,12 +695,6 @@ def _load_4bit(base: str | None, device: torch.device) -> tuple[Any, Any]:
     return load_tokenizer(base), prepare_model_for_kbit_training(model)
 
 
-def _peak_memory(device: torch.device) -> tuple[int, str]:
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device)), "cuda max_memory_allocated"
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process peak RSS"
-
-
 def _top_layers(model: Any, n: int | None) -> list[int] | None:
     """Indices of the last `n` decoder layers, for peft's `layers_to_transform`."""
     if n is None:
@@ -248,308 +706,10 @@ def _top_layers(model: Any, n: int | None) -> list[int] | None:
     return list(range(total - n, total))
 
 
-def _save_adapter(model: Any, out: Path) -> None:
-    """peft's adapter files, written beside each other in a temp folder then moved into `out`."""
-    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".adapter-"))
-    try:
-        model.save_pretrained(tmp)
-        for f in tmp.iterdir():
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def train(
-    cfg: TrainConfig,
-    *,
-    on_progress: Callable[[Progress], None] | None = None,
-    tokenizer: Any = None,
-    model: Any = None,
-) -> TrainResult:
-    """Train a LoRA adapter on chat JSONL and write it (plus `ragortune_train.json`) to `cfg.out`.
-    A folder holding checkpoints of the same run is resumed from the newest one. `tokenizer`
-    and `model` may be passed in already loaded (the model is modified: LoRA layers are added)."""
-    from accelerate import Accelerator
-    from peft import (
-        LoraConfig,
-        get_peft_model,
-        get_peft_model_state_dict,
-        set_peft_model_state_dict,
-    )
-    from transformers import get_cosine_schedule_with_warmup
-
-    # --- setup: device, precision, seed --------------------------------------------------------
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is visible; use --device cpu")
-    accelerator = Accelerator(cpu=cfg.device == "cpu")
-    device = accelerator.device
-    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
-    if precision not in ("fp32", "bf16"):
-        raise ConfigError(f"--precision must be auto, fp32 or bf16, not {cfg.precision!r}")
-    if cfg.qlora and cfg.merge:
-        raise ConfigError("--merge cannot fold an adapter into 4-bit weights: drop --merge or --qlora")
-
-    def autocast() -> Any:
-        if precision == "bf16":
-            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = out / "checkpoints"
-    checkpoint.discard_partial(ckpt_dir)
-
-    # --- model and tokenizer ----------------------------------------------------------------------
-    if model is None:
-        if cfg.qlora:
-            tokenizer, model = _load_4bit(cfg.base, device)
-        else:
-            from ragortune.models import load_causal_lm
-
-            tokenizer, model = load_causal_lm(cfg.base)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-    # --- data: assistant-only labels, cut to max_seq_len ------------------------------------------
-    train_set, truncated, data_hash = read_chat(cfg.data, tokenizer, cfg.max_seq_len)
-    val_set: list[EncodedChat] = []
-    if cfg.validation:
-        val_set, _, val_hash = read_chat(cfg.validation, tokenizer, cfg.max_seq_len)
-        data_hash = hashlib.sha256((data_hash + val_hash).encode()).hexdigest()
-    fingerprint = cfg.fingerprint(data_hash)
-    build_record = _build_record(cfg.data)  # read now: a bad file fails before training, not after
-
-    # --- LoRA ----------------------------------------------------------------------------------------
-    model.config.use_cache = False
-    if precision == "bf16" and not cfg.qlora:
-        model.to(torch.bfloat16)  # frozen base in bf16; peft keeps the adapter weights in fp32
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.target_modules),
-            layers_to_transform=_top_layers(model, cfg.top_layers),
-            task_type="CAUSAL_LM",
-        ),
-    )
-    if not cfg.qlora:
-        model.to(device)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    model.train()
-    peft_model = model  # kept for saving and loading adapter weights, whatever wraps it below
-
-    # --- optimiser and schedule ----------------------------------------------------------------------
-    world, rank = accelerator.num_processes, accelerator.process_index
-    steps_per_epoch = len(epoch_batches(len(train_set), cfg.batch_size, seed=cfg.seed, epoch=0,
-                                        rank=rank, world=world))
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        trainable, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
-    )
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, int(cfg.warmup_ratio * cfg.epochs * steps_per_epoch), cfg.epochs * steps_per_epoch
-    )
-
-    # --- resume from the newest checkpoint of the same run ---------------------------------------------
-    step, log, val_losses, resumed_from = 0, [], [], None
-    tokens_seen, target_seen, train_seconds, cpu_seconds = 0, 0, 0.0, 0.0
-    latest = checkpoint.latest(ckpt_dir) if cfg.resume else None
-    if latest is not None:
-        state = checkpoint.load(latest)
-        if state["fingerprint"] != fingerprint:
-            raise ConfigError(
-                f"{out} holds checkpoints of a different run (other data or settings): "
-                "use another --out, or --no-resume to start over"
-            )
-        set_peft_model_state_dict(peft_model, state["adapter"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        if device.type == "cuda" and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        step, log, val_losses = state["step"], state["log"], [tuple(v) for v in state["val_losses"]]
-        tokens_seen, target_seen, train_seconds = state["counters"][:3]
-        cpu_seconds = state["counters"][3] if len(state["counters"]) > 3 else 0.0
-        resumed_from = step
-    with open(out / LOG_FILE, "w", encoding="utf-8") as fh:  # drops lines written after that checkpoint
-        fh.writelines(json.dumps(entry) + "\n" for entry in log)
-
-    model, optimizer = accelerator.prepare(model, optimizer)  # DDP across GPUs; a no-op on one device
-    if cfg.compile:
-        model = torch.compile(model, dynamic=True)
-
-    def save_checkpoint() -> None:
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            state = {
-                "fingerprint": fingerprint,
-                "step": step,
-                "adapter": get_peft_model_state_dict(peft_model),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
-                "log": log,
-                "val_losses": val_losses,
-                "counters": [tokens_seen, target_seen, train_seconds, cpu_seconds],
-            }
-            if device.type == "cuda":
-                state["cuda_rng"] = torch.cuda.get_rng_state(device)
-            checkpoint.save(ckpt_dir, step, state)
-
-    def validate_now() -> float | None:
-        if not val_set:
-            return None
-        loss = evaluate(model, val_set, cfg, pad_id, device, autocast)
-        val_losses.append((step, loss))
-        return loss
-
-    # --- the loop ----------------------------------------------------------------------------------------
-    running = torch.zeros((), device=device)  # summed on the device: no sync until we log
-    since_log = 0
+def _peak_memory(device: torch.device) -> tuple[int, str]:
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    if resumed_from is None:
-        validate_now()  # the base model's validation loss: where the curve starts
-    start_epoch = step // steps_per_epoch if steps_per_epoch else 0
-    for epoch in range(start_epoch, cfg.epochs):
-        batches = epoch_batches(len(train_set), cfg.batch_size, seed=cfg.seed, epoch=epoch,
-                                rank=rank, world=world)
-        for index, batch_ids in enumerate(batches):
-            if epoch * steps_per_epoch + index < step:
-                continue  # trained before the resume: same order, so skipping is exact
-            if step >= total_steps:
-                break
-            t0, c0 = time.perf_counter(), time.process_time()
-            micro = [
-                pack([train_set[i] for i in ids], ids, max_len=cfg.max_seq_len, pad_id=pad_id)
-                for ids in split_micro(batch_ids, cfg.grad_accum)
-            ]
-            n_targets = sum(mb.n_targets for mb in micro)
-            for k, mb in enumerate(micro):
-                last = k == len(micro) - 1
-                with contextlib.nullcontext() if last else accelerator.no_sync(model), autocast():
-                    logits, targets = _forward(model, mb, device)
-                    # sum over the step's target tokens, divided once: every token weighs the same
-                    loss = F.cross_entropy(logits.float(), targets, reduction="sum") / n_targets
-                accelerator.backward(loss)
-                running += loss.detach()
-            torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            tokens_seen += sum(mb.n_tokens for mb in micro) * world
-            target_seen += n_targets * world
-            since_log += 1
-
-            if step % cfg.log_every == 0 or step == total_steps:
-                loss_value = float(running) / since_log
-                running.zero_()
-                since_log = 0
-                train_seconds += time.perf_counter() - t0
-                cpu_seconds += time.process_time() - c0
-                entry = {"step": step, "epoch": epoch, "loss": round(loss_value, 6),
-                         "lr": scheduler.get_last_lr()[0], "tokens": tokens_seen,
-                         "seconds": round(train_seconds, 4), "examples": list(batch_ids)}
-                log.append(entry)
-                if accelerator.is_main_process:
-                    with open(out / LOG_FILE, "a", encoding="utf-8") as fh:
-                        fh.write(json.dumps(entry) + "\n")
-            else:
-                train_seconds += time.perf_counter() - t0
-                cpu_seconds += time.process_time() - c0
-            end_of_epoch = index == len(batches) - 1
-            val_loss = None
-            if (cfg.eval_every and step % cfg.eval_every == 0) or end_of_epoch or step == total_steps:
-                val_loss = validate_now()
-            if on_progress and (step % cfg.log_every == 0 or val_loss is not None):
-                rate = tokens_seen / train_seconds if train_seconds else 0.0
-                done = step - (resumed_from or 0)
-                eta = train_seconds / done * (total_steps - step) if done else 0.0
-                on_progress(Progress(step, total_steps, epoch, log[-1]["loss"] if log else None,
-                                     val_loss, scheduler.get_last_lr()[0], rate, eta))
-            if step % cfg.checkpoint_every == 0 or end_of_epoch or step == total_steps:
-                save_checkpoint()
-        if step >= total_steps:
-            break
-
-    # --- save: adapter, how it was made, optionally merged weights ------------------------------------
-    accelerator.wait_for_everyone()
-    peak, peak_kind = _peak_memory(device)
-    merged_dir = None
-    if accelerator.is_main_process:
-        _save_adapter(peft_model, out)
-        tokens_per_s = tokens_seen / train_seconds if train_seconds else 0.0
-        losses = [e["loss"] for e in log]
-        record = {
-            "base_model": cfg.base or "smollm2",
-            "data_sha256": data_hash,
-            "dataset_build": build_record,
-            "config": asdict(cfg),
-            "steps": step,
-            "examples": len(train_set),
-            "truncated": truncated,
-            "tokens": tokens_seen,
-            "target_tokens": target_seen,
-            "train_seconds": round(train_seconds, 3),
-            "cpu_seconds": round(cpu_seconds, 3),
-            "tokens_per_s": round(tokens_per_s, 1),
-            "peak_memory_bytes": peak,
-            "peak_memory_kind": peak_kind,
-            "loss_first": losses[0] if losses else None,
-            "loss_last": losses[-1] if losses else None,
-            "val_losses": val_losses,
-            "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-            "processes": world,
-            "precision": precision,
-            "resumed_from_step": resumed_from,
-            "versions": _versions(),
-            "host": platform.node(),
-        }
-        (out / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        if cfg.merge:
-            merged_dir = out / "merged"
-            merged = peft_model.merge_and_unload()
-            if hasattr(merged.config, "quantization_config"):
-                del merged.config.quantization_config  # a GGUF-loaded model refuses to save otherwise
-            if getattr(merged, "hf_quantizer", None) is not None:
-                merged.hf_quantizer = None  # the weights are plain floats after dequantising
-            merged.save_pretrained(merged_dir)
-            tokenizer.save_pretrained(merged_dir)
-        if not cfg.keep_checkpoints:
-            checkpoint.clear(ckpt_dir)
-    losses = [e["loss"] for e in log]
-    return TrainResult(
-        out=str(out),
-        adapter=str(out),
-        merged=str(merged_dir) if merged_dir else None,
-        steps=step,
-        total_steps=total_steps,
-        epochs=cfg.epochs,
-        examples=len(train_set),
-        truncated=truncated,
-        loss_first=losses[0] if losses else None,
-        loss_last=losses[-1] if losses else None,
-        val_losses=val_losses,
-        tokens=tokens_seen,
-        target_tokens=target_seen,
-        train_seconds=round(train_seconds, 3),
-        tokens_per_s=round(tokens_seen / train_seconds, 1) if train_seconds else 0.0,
-        peak_memory_bytes=peak,
-        peak_memory_kind=peak_kind,
-        device=str(device),
-        precision=precision,
-        resumed_from_step=resumed_from,
-        cpu_seconds=round(cpu_seconds, 3),
-        log=log,
-    )
+        return int(torch.cuda.max_memory_allocated(device)), "cuda max_memory_allocated"
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process peak RSS"
 
 
 def _build_record(data: str) -> dict[str, Any] | None:

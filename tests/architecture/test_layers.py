@@ -10,7 +10,7 @@ PACKAGE = Path(ragortune.__file__).parent
 
 # Each row may import from its own row and the rows above it, never from a row below.
 LAYERS = [
-    {"ragortune", "errors", "io", "config"},
+    {"ragortune", "errors", "io", "config", "questions", "judge"},
     {"documents"},
     {"embed"},
     {"store"},

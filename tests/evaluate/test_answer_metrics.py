@@ -6,29 +6,13 @@ import numpy as np
 import pytest
 
 from ragortune.evaluate.answer_metrics import (
-    ABSTENTION_PHRASE,
     abstention_scores,
-    contains_gold,
     exact_match,
-    is_abstention,
-    matches_gold,
-    normalize_answer,
     percentiles,
     score_answer,
-    strip_citations,
     token_f1,
 )
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("The Eiffel Tower!", "eiffel tower"),
-    ("  an   apple, a day ", "apple day"),
-    ("Theory of the atom", "theory of atom"),  # articles only as whole words
-    ("U.S.A.", "usa"),
-    ("", ""),
-])
-def test_squad_normalisation_drops_case_punctuation_and_articles(text: str, expected: str) -> None:
-    assert normalize_answer(text) == expected
+from ragortune.judge import strip_citations
 
 
 def test_exact_match_ignores_articles_and_punctuation() -> None:
@@ -43,43 +27,6 @@ def test_token_f1_on_partial_overlap() -> None:
     assert token_f1("Paris", ["London", "Paris, France"]) == pytest.approx(2 / 3)
     assert token_f1("Berlin", ["Paris"]) == 0.0
     assert token_f1("a a b", ["a b b"]) == pytest.approx(2 / 3)  # counts clip per token
-
-
-def test_contains_gold_matches_whole_words_only() -> None:
-    assert contains_gold("It was finished in 1889, by Eiffel's company.", ["1889"])
-    assert not contains_gold("It was finished in 18890.", ["1889"])
-    assert contains_gold("The capital is Paris.", ["London", "paris"])
-    assert not contains_gold("anything", ["the"])  # a gold that normalises to nothing never matches
-
-
-@pytest.mark.parametrize("text", [
-    ABSTENTION_PHRASE,
-    "Not in the knowledge base.",
-    "I don't know.",
-    "I do not know the answer to that.",
-    "The context does not contain information about the boiling point.",
-    "The provided documents don\u2019t mention this.",
-    "Sorry. The answer is not mentioned in the context.",
-    "I cannot answer this question based on the given context.",
-    "There is no information about Mars in the sources.",
-    "I'm not sure.",
-    "I'm sorry for any confusion, but as a chatbot, I don't have the ability to provide that.",
-    "",
-    "  ...  ",
-])
-def test_abstentions_are_detected(text: str) -> None:
-    assert is_abstention(text)
-
-
-@pytest.mark.parametrize("text", [
-    "Paris is the capital of France.",
-    "Paris. The context does not mention its population.",  # answered first, caveat later
-    "The tower is not in Berlin but in Paris.",
-    "Knowledge bases store facts.",
-    "No, vitamin B12 deficiency raises homocysteine.",
-])
-def test_answers_are_not_taken_for_abstentions(text: str) -> None:
-    assert not is_abstention(text)
 
 
 def test_score_answer_for_answerable_unanswerable_and_unlabelled() -> None:
@@ -118,13 +65,3 @@ def test_citation_markers_do_not_count_as_answer_tokens() -> None:
     cited = score_answer("The Eiffel Tower [1].", ["Eiffel Tower"])
     assert cited.exact_match == 1.0 and cited.f1 == 1.0
     assert score_answer("Not in the knowledge base. [1]", []).abstained
-
-
-def test_a_gold_with_numbers_is_matched_by_its_numbers() -> None:
-    assert matches_gold("The Starter plan allows at most 40.", ["40 vehicles"])
-    assert matches_gold("It costs $59 per vehicle.", ["$59"])
-    assert matches_gold("Release 4.3.0 is current.", ["4.3.0"])
-    assert not matches_gold("The limit is 400.", ["40 vehicles"])  # whole tokens only
-    assert not matches_gold("It is 25.", ["40 vehicles"])
-    assert matches_gold("The office is in Lyon.", ["Lyon"])  # no numbers: contains-gold
-    assert not matches_gold("The office is in Paris.", ["Lyon"])

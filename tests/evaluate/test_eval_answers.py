@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ragortune.cost.evidence import load_evidence
 from ragortune.errors import InputError
 from ragortune.evaluate.arms import Arm, ArmAnswer, make_arms, parse_arms, run_arms, summarise
-from ragortune.evaluate.datasets import Query
+from ragortune.evaluate.evidence import load_evidence
 from ragortune.evaluate.update import UpdateResult, changed_facts, retraining_cost, stage
 from ragortune.kb.sync import SyncReport
+from ragortune.questions import Question
 
 V1 = {"pricing.md": "# Pricing\n\nThe Pro plan costs $49 per month.\n",
       "office.md": "# Office\n\nThe office is in Lyon, next to the river.\n"}
@@ -64,8 +64,8 @@ def test_arms_are_a_table_and_fine_tuned_ones_need_an_adapter() -> None:
 
 @pytest.fixture
 def faq_kb(tmp_path: Path, embedder):
-    from ragortune.kb.sync import sync
     from ragortune.kb import open_kb
+    from ragortune.kb.sync import sync
 
     (tmp_path / "docs").mkdir()
     for name, text in V1.items():
@@ -76,7 +76,7 @@ def faq_kb(tmp_path: Path, embedder):
 
 
 def test_rag_arm_abstains_at_the_gate_without_a_model(faq_kb) -> None:
-    questions = [Query("q", "What colour is the moon's hat?", ())]
+    questions = [Question("q", "What colour is the moon's hat?", ())]
     rows = run_arms([Arm("rag", True, None)], questions, faq_kb, min_score=0.99)
     assert rows[0].abstained and rows[0].exact_match == 1.0  # abstaining is right here
     assert rows[0].prompt_tokens == 0 and rows[0].embedding_tokens > 0
@@ -84,14 +84,14 @@ def test_rag_arm_abstains_at_the_gate_without_a_model(faq_kb) -> None:
 
 def test_questions_without_answers_are_refused() -> None:
     with pytest.raises(InputError, match="no question carries `answers`"):
-        run_arms([], [Query("q", "text", None)], None)
+        run_arms([], [Question("q", "text", None)], None)
 
 
 def test_changed_facts_and_stale_answers() -> None:
-    v1 = [Query("price", "Pro price?", ("$49",)), Query("same", "Office?", ("Lyon",)),
-          Query("gone", "Old?", ("x",))]
-    v2 = [Query("price", "Pro price?", ("$59",)), Query("same", "Office?", ("lyon",)),
-          Query("new", "New product?", ("Atlas",)), Query("none", "CEO?", ())]
+    v1 = [Question("price", "Pro price?", ("$49",)), Question("same", "Office?", ("Lyon",)),
+          Question("gone", "Old?", ("x",))]
+    v2 = [Question("price", "Pro price?", ("$59",)), Question("same", "Office?", ("lyon",)),
+          Question("new", "New product?", ("Atlas",)), Question("none", "CEO?", ())]
     assert changed_facts(v1, v2) == {"price": ("$49",), "new": ()}
     after = [row("rag", "price", "It costs $49.", True, False, False),
              row("rag", "new", "Atlas", True, True, False),

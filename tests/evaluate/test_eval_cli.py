@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ragortune.cost.evidence import load_evidence
 from ragortune.errors import InputError
+from ragortune.evaluate.evidence import load_evidence
 from ragortune.evaluate.retrieval_metrics import evaluate_rankings
 
 SCIFACT = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "scifact"
@@ -140,7 +140,7 @@ def test_malformed_dataset_stops_before_any_indexing(tmp_path: Path, monkeypatch
     ds = write_dataset(tmp_path / "bad", qrels="q1\tleave\tmaybe\n")
     result = CliRunner().invoke(app, ["eval", "retrieval", "--dataset", str(ds)])
     assert isinstance(result.exception, InputError)
-    assert "test.tsv, line 1, field 'score'" in str(result.exception)
+    assert "test.tsv:1: field 'score'" in str(result.exception)
     assert not (tmp_path / "ragortune-eval" / "kb").exists()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ragortune.errors import InputError
-from ragortune.evaluate.datasets import load_dataset, load_questions
+from ragortune.evaluate.datasets import load_dataset
 
 SCIFACT = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "scifact"
 
@@ -87,8 +87,8 @@ def test_empty_qrels_file_is_an_error(tmp_path: Path) -> None:
 GOOD_C, GOOD_Q = jsonl(CORPUS), jsonl(QUERIES)
 MALFORMED = {
     # name: (file to break, its content, line, field, words the message must hold)
-    "corpus bad json": ("corpus.jsonl", GOOD_C + '{"_id": "d4", "text": }\n', 4, "line",
-                        "invalid JSON"),
+    "corpus bad json": ("corpus.jsonl", GOOD_C + '{"_id": "d4", "text": }\n', 4, None,
+                        "not valid JSON"),
     "corpus missing _id": ("corpus.jsonl", jsonl([{"text": "no id"}]), 1, "_id", "missing"),
     "corpus missing text": ("corpus.jsonl", GOOD_C + jsonl([{"_id": "d9"}]), 4, "text", "missing"),
     "corpus title not a string": ("corpus.jsonl", jsonl([{"_id": "a", "title": 5, "text": "x"}]),
@@ -111,7 +111,7 @@ MALFORMED = {
                                      1, "answers", "empty answer"),
     "queries duplicate id": ("queries.jsonl", GOOD_Q + jsonl([{"_id": "q1", "text": "again"}]), 4,
                              "_id", "duplicate id 'q1' (first on line 1)"),
-    "queries not utf-8": ("queries.jsonl", None, 2, "line", "not UTF-8"),
+    "queries not utf-8": ("queries.jsonl", None, None, None, "not UTF-8"),
     "qrels two columns": ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\n", 2, "row",
                           "2 columns, expected 3"),
     "qrels trec four columns": ("qrels/test.tsv", "q1 0 d1 1\n", 1, "row", "TREC"),
@@ -138,25 +138,15 @@ def test_malformed_file_error_names_file_line_and_field(tmp_path: Path, case: st
     with pytest.raises(InputError) as info:
         load_dataset(root)
     message = str(info.value)
-    assert str(target) in message
-    assert f"line {line}," in message
-    assert f"field '{field}'" in message
+    assert message.startswith(f"{target}:{line}: " if line else f"{target}: ")
+    assert field is None or f"field '{field}'" in message
     assert words in message
 
 
-def test_questions_file_loads_in_order_with_answers(tmp_path: Path) -> None:
-    path = tmp_path / "questions.jsonl"
-    path.write_text(jsonl(QUERIES))
-    questions = load_questions(path)
-    assert [q.query_id for q in questions] == ["q1", "q2", "q3"]
-    assert [q.answerable for q in questions] == [True, None, False]
-
-
-def test_questions_file_errors_name_the_line(tmp_path: Path) -> None:
-    path = tmp_path / "questions.jsonl"
-    path.write_text(jsonl(QUERIES[:2]) + jsonl([{"_id": "q9", "text": "   "}]))
-    with pytest.raises(InputError, match=r"questions\.jsonl, line 3, field 'text': empty"):
-        load_questions(path)
+def test_queries_need_ids_since_qrels_point_at_them(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path, queries=jsonl(QUERIES[:2] + [{"text": "No id?"}]))
+    with pytest.raises(InputError, match=r"queries\.jsonl:3: field '_id': missing"):
+        load_dataset(root)
 
 
 @pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"SciFact not found at {SCIFACT}")

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ragortune.evaluate.arms import CLOSED_BOOK_SYSTEM, Arm, ArmAnswer
-from ragortune.evaluate.datasets import Query
 from ragortune.evaluate.update import UpdateResult, changed_facts
 from ragortune.kb.sync import SyncReport
+from ragortune.questions import Question
 
 V1 = {"pricing.md": "# Pricing\n\nThe Pro plan costs $49 per month.\n",
       "office.md": "# Office\n\nThe office is in Lyon, next to the river.\n"}
@@ -136,8 +136,8 @@ def test_without_retraining_ft_answers_v2_with_the_v1_adapter_and_stale_answers_
         tmp_path: Path) -> None:
     (tmp_path / "ragortune_train.json").write_text(json.dumps(
         {"train_seconds": 30.0, "cpu_seconds": 55.0, "tokens": 2000, "examples": 2}))
-    v1 = [Query("pro", "Pro price?", ("$49",)), Query("office", "Office?", ("Lyon",))]
-    v2 = [Query("pro", "Pro price?", ("$59",)), Query("office", "Office?", ("Lyon",))]
+    v1 = [Question("pro", "Pro price?", ("$49",)), Question("office", "Office?", ("Lyon",))]
+    v2 = [Question("pro", "Pro price?", ("$59",)), Question("office", "Office?", ("Lyon",))]
     after = [row("pro", "$49", False), row("office", "Lyon", True)]
     result = UpdateResult(after, after, SyncReport(), SyncReport(), changed_facts(v1, v2))
     ft = result.per_arm([Arm("ft", False, None, str(tmp_path))], v2)["ft"]

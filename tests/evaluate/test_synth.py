@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ragortune.evaluate.answer_metrics import contains_gold
 from ragortune.evaluate.datasets import load_dataset
-from ragortune.evaluate.synth import Pair, SynthResult, kb_chunks, parse_pair, write_beir
-from ragortune.tune.dataset import read_qa
+from ragortune.evaluate.synth import Pair, SynthResult, parse_pair, write_beir
+from ragortune.judge import contains_gold
+from ragortune.questions import Question, read_questions
 
 DOCS = {"pricing.md": "# Pricing\n\nThe Pro plan costs $49 per month.\n",
         "office.md": "# Office\n\nThe office is in Lyon, next to the river.\n"}
@@ -20,8 +20,8 @@ DOCS = {"pricing.md": "# Pricing\n\nThe Pro plan costs $49 per month.\n",
 
 @pytest.fixture
 def docs_kb(tmp_path: Path, embedder):
-    from ragortune.kb.sync import sync
     from ragortune.kb import open_kb
+    from ragortune.kb.sync import sync
 
     (tmp_path / "docs").mkdir()
     for name, text in DOCS.items():
@@ -43,16 +43,17 @@ def test_pairs_are_parsed_from_the_reply(reply: str, expected) -> None:
 
 
 def test_written_folder_loads_for_eval_and_for_fine_tuning(tmp_path: Path, docs_kb) -> None:
-    chunk = next(c for c in kb_chunks(docs_kb) if "Lyon" in c["text"])
-    result = SynthResult([Pair("synth-0001", "Where is the office?", "Lyon", chunk["chunk_id"],
-                               chunk["doc_id"], chunk["source"])], attempts=1)
+    chunk = next(c for c in docs_kb.chunks() if "Lyon" in c.text)
+    question = Question("synth-0001", "Where is the office?", ("Lyon",))
+    result = SynthResult([Pair(question, chunk.chunk_id, chunk.doc_id, chunk.source)],
+                         attempts=1)
     write_beir(tmp_path / "out", docs_kb, result)
     data = load_dataset(tmp_path / "out")
-    assert data.corpus_size == len(kb_chunks(docs_kb)) == 2
-    assert data.qrels == {"synth-0001": {chunk["chunk_id"]: 1}}
-    assert data.queries["synth-0001"].answers == ("Lyon",)
-    assert [(p.question, p.answer) for p in read_qa(tmp_path / "out")] == [
-        ("Where is the office?", "Lyon")]
+    assert data.corpus_size == len(docs_kb.chunks()) == 2
+    assert data.qrels == {"synth-0001": {chunk.chunk_id: 1}}
+    assert data.queries["synth-0001"] == question
+    # the fine-tuning builder reads the same folder through the same reader
+    assert read_questions(tmp_path / "out", require_answers=True) == [question]
 
 
 def test_synth_with_smollm2_keeps_only_pairs_grounded_in_their_chunk(tmp_path: Path, docs_kb,
@@ -67,7 +68,7 @@ def test_synth_with_smollm2_keeps_only_pairs_grounded_in_their_chunk(tmp_path: P
         return
     data = json.loads(result.stdout)
     assert data["kept"] + sum(data["dropped"].values()) == data["attempts"] <= 2
-    chunks = {c["chunk_id"]: c["text"] for c in kb_chunks(docs_kb)}
+    chunks = {c.chunk_id: c.text for c in docs_kb.chunks()}
     for line in (tmp_path / "synth" / "queries.jsonl").read_text().splitlines():
         query = json.loads(line)
         source = chunks[query["metadata"]["chunk_id"]]

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ragortune.rag.calibrate import calibrate, choose_threshold, operating_points, read_questions
 from ragortune.cli import app
 from ragortune.errors import InputError
 from ragortune.kb import KnowledgeBase, open_kb
+from ragortune.questions import read_questions
+from ragortune.rag.calibrate import calibrate, choose_threshold, operating_points
 
 from .conftest import DATA
 
@@ -44,7 +45,7 @@ def test_precision_and_recall_of_abstention_are_counted_on_unanswerable_question
 
 
 def test_calibration_on_a_small_labelled_set_separates_the_classes(small_kb: KnowledgeBase) -> None:
-    result = calibrate(small_kb, read_questions(QUESTIONS), k=5)
+    result = calibrate(small_kb, read_questions(QUESTIONS, require_answers=True), k=5)
     assert 0.15 < result.threshold < 0.6
     assert result.chosen.precision == 1.0 and result.chosen.recall == 1.0
     assert result.chosen.answered_recall == 1.0
@@ -81,11 +82,26 @@ def test_bad_question_lines_name_the_file_and_line(tmp_path: Path, line: str, me
     path = tmp_path / "q.jsonl"
     path.write_text('{"text": "fine", "answers": ["x"]}\n' + line + "\n")
     with pytest.raises(InputError, match=rf"q.jsonl:2: .*{message}"):
-        read_questions(path)
+        read_questions(path, require_answers=True)
 
 
 def test_calibration_needs_both_kinds_of_question(small_kb: KnowledgeBase, tmp_path: Path) -> None:
     path = tmp_path / "q.jsonl"
     path.write_text('{"text": "When do access tokens expire?", "answers": ["45 minutes"]}\n')
     with pytest.raises(InputError, match="unanswerable"):
-        calibrate(small_kb, read_questions(path))
+        calibrate(small_kb, read_questions(path, require_answers=True))
+
+
+def test_ask_marks_an_answer_right_only_when_it_gives_the_gold_number(
+        small_kb: KnowledgeBase, tmp_path: Path) -> None:
+    """The ✓ marks and score of `ask --questions` use the evaluation's gold matcher: the
+    model's "300" answers a gold "300" and not a gold "30" (a bare substring test said yes)."""
+    question = "How many requests per minute may an API key send?"
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"_id": "right", "text": question, "answers": ["300"]}) + "\n"
+                    + json.dumps({"_id": "wrong", "text": question, "answers": ["30"]}) + "\n")
+    out = CliRunner().invoke(app, ["ask", "--questions", str(path), "--kb", str(small_kb.path)])
+    assert out.exit_code == 0, out.output
+    marks = [line[0] for line in out.stdout.splitlines() if line[:1] in ("✓", "✗")]
+    assert marks == ["✓", "✗"]
+    assert "1/2 answerable questions" in out.stdout

@@ -5,13 +5,12 @@ import json
 import pytest
 
 from ragortune.errors import InputError
+from ragortune.questions import Question
 from ragortune.tune.dataset import (
     Example,
-    QAPair,
     build_dataset,
     build_examples,
     parse_paraphrases,
-    read_qa,
     split,
 )
 
@@ -53,7 +52,7 @@ def test_unanswerable_questions_become_refusals_when_asked(tmp_path):
 
 
 def test_paraphrases_are_added_and_stay_with_their_fact_in_the_split():
-    pairs = [QAPair(f"f{i}", q, a) for i, (q, a) in enumerate(FACTS)]
+    pairs = [Question(f"f{i}", q, (a,)) for i, (q, a) in enumerate(FACTS)]
 
     def reword(question, answer, n):
         return [(f"{question} (variant {k})", f"{answer} ({k})") for k in range(n)]
@@ -86,14 +85,16 @@ def test_paraphrase_replies_are_parsed_by_number():
 def test_queries_without_answers_are_refused_with_the_line(tmp_path):
     path = tmp_path / "queries.jsonl"
     path.write_text('{"_id": "1", "text": "q", "answers": ["a"]}\n{"_id": "2", "text": "no answers here"}\n')
-    with pytest.raises(InputError, match=r"queries.jsonl:2: .*answers"):
-        read_qa(path)
+    with pytest.raises(InputError, match=r"queries.jsonl:2: field 'answers': missing"):
+        build_dataset(path, tmp_path / "out")
 
 
-def test_synth_style_question_answer_records_are_read(tmp_path):
-    path = tmp_path / "synth.jsonl"
+def test_question_answer_records_of_other_tools_are_trained_on(tmp_path):
+    path = tmp_path / "qa.jsonl"
     path.write_text('{"id": "s1", "question": "Q?", "answer": "A.", "source": "doc.md"}\n')
-    assert read_qa(path) == [QAPair("s1", "Q?", "A.")]
+    result = build_dataset(path, tmp_path / "out", validation=0)
+    assert [m["messages"][-2:] for m in lines(result.train_path)] == [
+        [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}]]
 
 
 def test_cli_build_prints_its_json_schema(tmp_path):

@@ -76,6 +76,31 @@ def test_a_run_killed_mid_way_resumes_on_the_same_steps_and_data_order(tmp_path,
         assert got["loss"] == pytest.approx(want["loss"], rel=1e-4, abs=1e-5)
 
 
+def test_a_stopped_run_resumes_to_the_same_log_counts_and_validation_as_one_straight_run(
+        tmp_path, tiny_model_dir):
+    """In-process twin of the kill test, with micro-batches and sparse logging: the resumed run
+    restores the step, the token counters, the log and the validation losses from its checkpoint."""
+    data = write_chat(tmp_path / "train.jsonl", FACTS * 2)  # 16 examples: 4 steps an epoch
+    common = {"data": str(data), "validation": str(data), "base": str(tiny_model_dir), "epochs": 2,
+              "batch_size": 4, "grad_accum": 2, "log_every": 2, "eval_every": 3, "checkpoint_every": 3,
+              "lr": 1e-2}
+    straight = train(TrainConfig(out=str(tmp_path / "straight"), **common))
+    stopped = train(TrainConfig(out=str(tmp_path / "resumed"), max_steps=4, keep_checkpoints=True, **common))
+    assert stopped.steps == 4
+    resumed = train(TrainConfig(out=str(tmp_path / "resumed"), **common))
+
+    def untimed(log):
+        return [{k: v for k, v in e.items() if k != "seconds"} for e in log]
+
+    assert resumed.resumed_from_step == 4 and resumed.steps == straight.steps == 8
+    assert untimed(resumed.log) == untimed(straight.log)
+    assert untimed(read_log(tmp_path / "resumed")) == untimed(read_log(tmp_path / "straight"))
+    assert (resumed.tokens, resumed.target_tokens) == (straight.tokens, straight.target_tokens)
+    assert [s for s, _ in resumed.val_losses] == [s for s, _ in straight.val_losses] == [0, 3, 4, 6, 8]
+    assert [v for _, v in resumed.val_losses] == pytest.approx([v for _, v in straight.val_losses], rel=1e-6)
+    assert resumed.cpu_seconds >= stopped.cpu_seconds > 0
+
+
 def test_checkpoints_of_other_settings_are_not_resumed(tmp_path, tiny_model_dir, chat_file):
     out = tmp_path / "a"
     cfg = TrainConfig(data=str(chat_file), base=str(tiny_model_dir), out=str(out), epochs=1,
