@@ -326,6 +326,8 @@ def _jsonl(path: Path, text: str) -> Iterator[Document]:
             raise ValueError(f"line {number}: not valid JSON ({exc.msg})") from None
         except RecursionError:
             raise ValueError(f"line {number}: JSON nested too deep") from None
+        except ValueError:  # json's limit on integer digits
+            raise ValueError(f"line {number}: a number with too many digits") from None
         if not isinstance(row, dict):
             raise ValueError(f"line {number}: expected a JSON object")
         doc_id = row.get("_id", row.get("id"))
