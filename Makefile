@@ -38,4 +38,4 @@ bench: setup-test
 	$(PY) bench/ingest.py
 
 clean:
-	rm -rf $(VENV) demo-work
+	rm -rf $(VENV) demo-work demo-out

@@ -1,21 +1,35 @@
 """Settings: a flag beats an environment variable (`RAGORTUNE_<NAME>`), which beats
-`ragortune.toml` in the working folder, which beats the built-in default."""
+`ragortune.toml` in the working folder (top level or its `[ragortune]` table), which beats the
+built-in default. pydantic-settings does the merge; a misspelt key in the file is an error
+naming the key and the file, never silently ignored."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from ragortune.errors import ConfigError
 
 CONFIG_FILE = "ragortune.toml"
+ENV_PREFIX = "RAGORTUNE_"
+# Tables of ragortune.toml that other parts of ragortune read (cost/prices.py: `[prices]`).
+OTHER_TABLES = frozenset({"prices"})
 
 
-class Settings(BaseModel, extra="allow"):
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
     kb: str = ".ragortune"
     embedder: str = "minilm"
     chunk_size: int = 240
@@ -24,27 +38,65 @@ class Settings(BaseModel, extra="allow"):
     k: int = 5
     min_score: float | None = None
     llm: str = "smollm2"
+    store_url: str | None = None  # postgresql://... keeps the KB (named by `kb`) in PostgreSQL
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings a `ragortune.toml` holds ({} when there is none); unknown keys refused."""
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    table = data.get("ragortune")
+    if isinstance(table, dict):
+        values, where = dict(table), f"{path} [ragortune]"
+        strays = [key for key in data if key != "ragortune" and key not in OTHER_TABLES]
+    else:
+        values = {key: value for key, value in data.items() if key not in OTHER_TABLES}
+        where, strays = str(path), []
+    for key in [*values, *strays]:
+        if key not in Settings.model_fields:
+            close = difflib.get_close_matches(key, Settings.model_fields, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(
+                f"{where}: unknown setting '{key}': {hint}valid settings are "
+                f"{', '.join(Settings.model_fields)}"
+                + (f"; tables: {', '.join(f'[{t}]' for t in sorted(OTHER_TABLES))}" if not table else ""))
+    return values
 
 
 def load_settings(overrides: dict[str, Any] | None = None, folder: Path | None = None) -> Settings:
-    """Merge defaults, `ragortune.toml`, environment and non-None flag values."""
-    values: dict[str, Any] = {}
+    """Merge defaults, `ragortune.toml` in `folder` (default: the working folder), environment
+    and the non-None flag values of `overrides`."""
     path = (folder or Path.cwd()) / CONFIG_FILE
-    if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        values.update(data.get("ragortune", data))
-    for name in Settings.model_fields:
-        env = os.environ.get(f"RAGORTUNE_{name.upper()}")
-        if env is not None:
-            values[name] = env
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    file_values = read_config_file(path)
+    flags = {key: value for key, value in (overrides or {}).items() if value is not None}
+
+    class FromFolder(Settings):  # the file's values as the lowest-priority source
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, **_: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return init_settings, env_settings, InitSettingsSource(settings_cls, file_values)
+
     try:
-        return Settings(**values)
+        return Settings.model_validate(FromFolder(**flags).model_dump(exclude_unset=True))
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = ".".join(str(p) for p in error["loc"])
-        raise ConfigError(f"setting '{field}': {error['msg']} (check {CONFIG_FILE}, "
-                          f"RAGORTUNE_{field.upper()} or the flag)") from None
+        field = str(error["loc"][0]) if error["loc"] else ""
+        raise ConfigError(f"setting '{field}': {error['msg']} (from {_origin(field, flags, path)})"
+                          ) from None
+
+
+def _origin(field: str, flags: dict[str, Any], path: Path) -> str:
+    """Where the winning value of a setting came from, so an error points at the right place."""
+    if field in flags:
+        return f"--{field.replace('_', '-')}"
+    if f"{ENV_PREFIX}{field.upper()}" in os.environ:
+        return f"the environment variable {ENV_PREFIX}{field.upper()}"
+    if field not in Settings.model_fields:
+        return "an unknown flag"
+    return str(path)

@@ -13,13 +13,15 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from ragortune.errors import ConfigError
+from ragortune.errors import ConfigError, RagortuneError
 
 DEFAULT_EMBEDDER = "minilm"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+MAX_RETRIES = 2  # the SDK's default: three attempts in all, 0.5 s then 1 s apart (with jitter)
 
 
 class Embedder(Protocol):
@@ -88,39 +90,46 @@ class LocalEmbedder:
 
 
 class OpenAIEmbedder:
-    """Any endpoint that speaks OpenAI's /v1/embeddings (OpenAI, vLLM, Ollama, llama.cpp)."""
+    """Any endpoint that speaks OpenAI's /v1/embeddings (OpenAI, vLLM, Ollama, llama.cpp),
+    through the `openai` SDK: retries with backoff, a timeout, one-line errors."""
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
-                 batch_size: int = 256, dimension: int | None = None):
-        import httpx
-
+                 batch_size: int = 256, dimension: int | None = None, *,
+                 timeout: float = 60.0, max_retries: int = MAX_RETRIES):
         self.name = f"openai:{model}"
         self.model = model
         self.base_url = (base_url or os.environ.get("RAGORTUNE_EMBED_BASE_URL")
-                         or "https://api.openai.com/v1").rstrip("/")
+                         or OPENAI_BASE_URL).rstrip("/")
         key = api_key or os.environ.get("RAGORTUNE_EMBED_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=60.0)
+        if self.base_url == OPENAI_BASE_URL and not key:
+            raise ConfigError(
+                f"embedder {self.name} talks to api.openai.com and needs a key: set "
+                "RAGORTUNE_EMBED_API_KEY, or point RAGORTUNE_EMBED_BASE_URL at your own server")
+        self.client = openai_client(self.base_url, key, timeout=timeout, max_retries=max_retries)
         self.batch_size = batch_size
         self.max_tokens = 8191
         self._encoding = None
         self.dimension = dimension or int(self.embed(["dimension probe"]).shape[1])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        import httpx
+        import openai
 
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             batch = list(texts[start:start + self.batch_size])
             try:
-                response = self.client.post("/embeddings", json={"model": self.model, "input": batch})
-            except httpx.HTTPError as exc:
-                raise ConfigError(f"embedding endpoint {self.base_url} unreachable: {exc}") from None
-            if response.status_code != 200:
-                raise ConfigError(f"embedding endpoint {self.base_url} answered "
-                                  f"{response.status_code}: {response.text[:200]}")
-            data = sorted(response.json()["data"], key=lambda item: item["index"])
-            rows.extend(item["embedding"] for item in data)
+                # "float": servers other than OpenAI's often lack the SDK's default base64.
+                reply = self.client.embeddings.create(model=self.model, input=batch,
+                                                      encoding_format="float")
+            except openai.OpenAIError as exc:
+                raise endpoint_error(exc, self.client, "embedding", self.model,
+                                     "RAGORTUNE_EMBED") from None
+            data = sorted(getattr(reply, "data", None) or [], key=lambda item: item.index)
+            if len(data) != len(batch):
+                raise RagortuneError(
+                    f"embedding endpoint {self.base_url} returned {len(data)} vectors for "
+                    f"{len(batch)} texts: is it an OpenAI-compatible /v1 base URL?")
+            rows.extend(item.embedding for item in data)
         matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         return matrix / np.maximum(norms, 1e-12)
@@ -131,6 +140,62 @@ class OpenAIEmbedder:
 
             self._encoding = get_encoding("cl100k_base")
         return [len(self._encoding.encode(text)) for text in texts]
+
+
+def openai_client(base_url: str, api_key: str | None, *, timeout: float,
+                  max_retries: int = MAX_RETRIES) -> Any:
+    """An `openai.OpenAI` client; the SDK retries connection errors, 408, 409, 429 and 5xx
+    with exponential backoff (honouring Retry-After). Local servers often need no key."""
+    import openai
+
+    return openai.OpenAI(base_url=base_url, api_key=api_key or "no-key", timeout=timeout,
+                         max_retries=max_retries)
+
+
+def endpoint_error(exc: Exception, client: Any, role: str, model: str,
+                   env_prefix: str) -> RagortuneError:
+    """One line for a failed call to an OpenAI-compatible endpoint, naming the endpoint, what
+    went wrong after the SDK's retries, and the setting (`<env_prefix>_BASE_URL/_API_KEY`)
+    that fixes it. Shared by the embedder and the LLM backend."""
+    import openai
+
+    where = f"{role} endpoint {str(client.base_url).rstrip('/')}"
+    attempts = client.max_retries + 1
+    tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+    if isinstance(exc, openai.APITimeoutError):
+        return ConfigError(f"{where} did not answer within {client.timeout} s ({tries}): "
+                           "check the server's load, or that it is the right server")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc
+        return ConfigError(f"{where} unreachable ({type(cause).__name__}: {cause}; {tries}): "
+                           f"check that the server runs and {env_prefix}_BASE_URL points at it")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        head = f"{where} answered HTTP {status}: {_detail(exc)}"
+        if status in (401, 403):
+            return ConfigError(f"{head}; set {env_prefix}_API_KEY to a key it accepts")
+        if status == 404:
+            return ConfigError(f"{head}; check that it serves model '{model}' and that the base "
+                               f"URL ends with /v1 ({env_prefix}_BASE_URL)")
+        if status == 429 or status >= 500:
+            return RagortuneError(f"{head} ({tries}); wait and try again, or lower the request "
+                                  "rate")
+        return RagortuneError(head)
+    return RagortuneError(f"{where}: {_detail(exc)}")
+
+
+def _detail(exc: Exception) -> str:
+    """The server's own message (OpenAI's `{"error": {"message": ...}}`), shortened."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])[:300]
+        if isinstance(inner, str):
+            return inner[:300]
+    if isinstance(body, str) and body.strip():
+        return " ".join(body.split())[:300]
+    return (getattr(exc, "message", None) or str(exc))[:300]
 
 
 def shipped_minilm_path() -> str:

@@ -12,7 +12,7 @@ import ipaddress
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -23,11 +23,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from ragortune import __version__, rag
+from ragortune import __version__, rag, retrieve
 from ragortune.errors import ConfigError, InputError, RagortuneError
-from ragortune.generate import LLM, load_llm
+from ragortune.generate import LLM, Completion, Message, load_llm
 from ragortune.kb import open_kb
-from ragortune import retrieve
 
 MODEL_ID = "ragortune"
 
@@ -165,15 +164,16 @@ def create_app(kb_path: str | Path, llm_spec: str | None = "smollm2", token: str
                        "stop": [*rag.STOP, *([body.stop] if isinstance(body.stop, str)
                                              else body.stop or [])]}
         question = _question(body.messages)
+        llm = model if body.temperature is None else AtTemperature(model, body.temperature)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if body.stream:
             include_usage = bool((body.stream_options or {}).get("include_usage"))
-            events = rag.stream_answer(kb, model, question, **options)
+            events = rag.stream_answer(kb, llm, question, **options)
             return StreamingResponse(
                 _sse(events, completion_id, created, include_usage),
                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        answer = rag.answer(kb, model, question, **options)
+        answer = rag.answer(kb, llm, question, **options)
         return {
             "id": completion_id, "object": "chat.completion", "created": created,
             "model": MODEL_ID,
@@ -184,13 +184,25 @@ def create_app(kb_path: str | Path, llm_spec: str | None = "smollm2", token: str
             "ragortune": _extras(answer),
         }
 
-    app.state.kb = kb
-    app.state.llm = model
     return app
 
 
 class _Unauthorized(Exception):
     pass
+
+
+class AtTemperature:
+    """The served LLM sampling at the temperature a request asked for (the answer functions
+    call `complete`/`stream` without one, which means greedy)."""
+
+    def __init__(self, llm: LLM, temperature: float) -> None:
+        self.llm, self.temperature, self.name = llm, temperature, llm.name
+
+    def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
+        return self.llm.complete(messages, **{**options, "temperature": self.temperature})
+
+    def stream(self, messages: Sequence[Message], **options: Any) -> Iterator[str | Completion]:
+        return self.llm.stream(messages, **{**options, "temperature": self.temperature})
 
 
 def _usage(answer: rag.Answer) -> dict[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ragortune.cli.app import app, err_console
+from ragortune.cli.app import app, err_console, print_error
 from ragortune.errors import RagortuneError
 
 # Each import registers its commands on `app`.
@@ -14,6 +14,8 @@ from ragortune.cli import eval as eval_cli  # noqa: E402,F401
 from ragortune.cli import eval_answers  # noqa: E402,F401
 from ragortune.cli import tune  # noqa: E402,F401
 from ragortune.cli import answers  # noqa: E402,F401
+from ragortune.cli import compare  # noqa: E402,F401
+from ragortune.cli import report  # noqa: E402,F401
 
 
 def main() -> None:
@@ -21,7 +23,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except RagortuneError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        print_error(exc)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted: the knowledge base keeps its last consistent state")

@@ -16,6 +16,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 app = typer.Typer(
     name="ragortune",
@@ -23,12 +24,32 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help texts show [brackets] literally ("the scenario's [prices]")
 )
 
 console = Console()
 err_console = Console(stderr=True)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON (schema in README).")
+
+
+def labelled(label: str, style: str, message: object) -> Text:
+    """`label` in `style`, then `message` exactly as written: user and error text never goes
+    through Rich markup, where `[prices]` or `[prices.models."X"]` would vanish as tags."""
+    text = Text(f"{label} ", style=style) if label else Text()
+    text.append(str(message))
+    return text
+
+
+def print_error(message: object) -> None:
+    """One line on stderr: a red `error:` and the message, never wrapped or reinterpreted."""
+    err_console.print(labelled("error:", "red", message), highlight=False, soft_wrap=True)
+
+
+def print_warning(message: object, label: str = "warning:", *, stderr: bool = False) -> None:
+    """A yellow label and a literal message, on stdout (part of a command's report) by default."""
+    (err_console if stderr else console).print(labelled(label, "yellow", message),
+                                               highlight=False, soft_wrap=True)
 
 
 def emit_json(payload: Any) -> None:

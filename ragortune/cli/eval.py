@@ -17,6 +17,7 @@ from ragortune.cli.app import (
     console,
     emit_json,
     eval_app,
+    print_warning,
     progress_bar,
 )
 from ragortune.errors import InputError
@@ -152,7 +153,7 @@ def _print_retrieval(info: dict[str, Any], run: dict[str, Any], means: dict[str,
                   f"{info['documents']} documents): mode {s['mode']}, {s['embedder']}, chunks "
                   f"{s['chunk_size']}/{s['chunk_overlap']}", highlight=False)
     for warning in run["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        print_warning(warning)
     table = Table(show_header=True)
     table.add_column("metric")
     table.add_column("mean", justify="right")

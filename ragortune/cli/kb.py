@@ -9,17 +9,21 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-from ragortune.cli.app import JSON_OPTION, app, console, emit_json, show_progress
+from ragortune.cli.app import JSON_OPTION, app, console, emit_json, print_warning, show_progress
 from ragortune.config import load_settings
 
 KB_OPTION = typer.Option(None, "--kb", help="Knowledge-base folder [env RAGORTUNE_KB; default .ragortune]")
+STORE_OPTION = typer.Option(None, "--store", help="postgresql://... keeps the KB named --kb in "
+                            "PostgreSQL [env RAGORTUNE_STORE_URL; default: the --kb folder]")
 
 
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Files or folders (walked recursively)."),
     kb: Optional[str] = KB_OPTION,
+    store: Optional[str] = STORE_OPTION,
     embedder: Optional[str] = typer.Option(None, help="minilm | st:<model> | openai:<model>"),
     chunk_size: Optional[int] = typer.Option(None, help="Tokens per chunk (default 240)."),
     chunk_overlap: Optional[int] = typer.Option(None, help="Tokens shared by neighbours (default 30)."),
@@ -31,11 +35,11 @@ def ingest(
     from ragortune.kb.sync import sync
     from ragortune.kb import open_kb
 
-    settings = load_settings({"kb": kb, "embedder": embedder, "chunk_size": chunk_size,
-                              "chunk_overlap": chunk_overlap})
+    settings = load_settings({"kb": kb, "store_url": store, "embedder": embedder,
+                              "chunk_size": chunk_size, "chunk_overlap": chunk_overlap})
     check_sizes(settings.chunk_size, settings.chunk_overlap)
     given = settings.model_fields_set  # only what the user set is checked against an existing KB
-    base = open_kb(settings.kb, create=True,
+    base = open_kb(settings.kb, create=True, store=settings.store_url,
                    embedder=settings.embedder if "embedder" in given else None,
                    chunk_size=settings.chunk_size if "chunk_size" in given else None,
                    chunk_overlap=settings.chunk_overlap if "chunk_overlap" in given else None)
@@ -60,7 +64,7 @@ def ingest(
                   f"{report.chunks_reused} reused, {report.chunks_deleted} deleted "
                   f"in {report.seconds:.1f} s")
     for skipped in report.skipped:
-        console.print(f"  [yellow]skipped[/yellow] {skipped.path}: {skipped.reason}", highlight=False)
+        print_warning(f"{skipped.path}: {skipped.reason}", label="  skipped")
 
 
 @app.command()
@@ -72,14 +76,16 @@ def search(
         None, help="Drop hits whose cosine similarity is below this (every mode); "
                    "defaults to the KB's calibrated threshold."),
     kb: Optional[str] = KB_OPTION,
+    store: Optional[str] = STORE_OPTION,
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Search the knowledge base; hits carry score, similarity, source, heading and text."""
     from ragortune.kb import open_kb
     from ragortune.retrieve import search
 
-    settings = load_settings({"kb": kb, "k": k, "mode": mode, "min_score": min_score})
-    base = open_kb(settings.kb)
+    settings = load_settings({"kb": kb, "store_url": store, "k": k, "mode": mode,
+                              "min_score": min_score})
+    base = open_kb(settings.kb, store=settings.store_url)
     threshold = settings.min_score if settings.min_score is not None else base.settings.min_score
     hits = search(base, query, k=settings.k, mode=settings.mode, min_score=threshold)
     if json_output:
@@ -91,22 +97,27 @@ def search(
         return
     for rank, hit in enumerate(hits, start=1):
         where = f"{hit.source}" + (f" § {hit.heading}" if hit.heading else "")
-        console.print(f"[bold]{rank}.[/bold] score {hit.score:.4f}  similarity {hit.similarity:.3f}  "
-                      f"[cyan]{where}[/cyan]", highlight=False)
-        console.print(f"   {hit.text[:300]}{'…' if len(hit.text) > 300 else ''}", highlight=False)
+        line = Text.assemble((f"{rank}.", "bold"),
+                             f" score {hit.score:.4f}  similarity {hit.similarity:.3f}  ",
+                             (where, "cyan"))
+        console.print(line, highlight=False)
+        console.print(f"   {hit.text[:300]}{'…' if len(hit.text) > 300 else ''}", highlight=False,
+                      markup=False)
 
 
 @app.command()
-def status(kb: Optional[str] = KB_OPTION, json_output: bool = JSON_OPTION) -> None:
+def status(kb: Optional[str] = KB_OPTION, store: Optional[str] = STORE_OPTION,
+           json_output: bool = JSON_OPTION) -> None:
     """Documents, chunks, embedder, size on disk and last sync of a knowledge base."""
     from ragortune.kb import open_kb
 
-    info = open_kb(load_settings({"kb": kb}).kb).status()
+    settings = load_settings({"kb": kb, "store_url": store})
+    info = open_kb(settings.kb, store=settings.store_url).status()
     if json_output:
         emit_json(info)
         return
     table = Table(show_header=False, box=None)
     for key, value in info.items():
         shown = f"{value / 1e6:.2f} MB" if key == "size_bytes" else str(value)
-        table.add_row(key.replace("_", " "), shown)
+        table.add_row(key.replace("_", " "), Text(shown))
     console.print(table)

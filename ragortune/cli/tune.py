@@ -9,8 +9,17 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from ragortune.cli.app import JSON_OPTION, app, console, emit_json, err_console, show_progress
+from ragortune.cli.app import (
+    JSON_OPTION,
+    app,
+    console,
+    emit_json,
+    labelled,
+    print_error,
+    show_progress,
+)
 
 tune_app = typer.Typer(
     help="Fine-tuning arm: build chat data, validate it and price the job, train LoRA adapters, "
@@ -134,7 +143,7 @@ def validate_command(
             table.add_column(col, overflow="fold")
         for p in report.problems:
             color = "red" if p.severity == "error" else "yellow"
-            table.add_row(str(p.line), f"[{color}]{p.severity}[/{color}]", p.code, p.message)
+            table.add_row(str(p.line), Text(p.severity, style=color), Text(p.code), Text(p.message))
         console.print(table)
     else:
         console.print(f"[green]no problems[/green] in {report.lines} lines of {file}")
@@ -286,7 +295,7 @@ def remote_command(
 
     def on_event(event: Any) -> None:
         if not quiet:
-            console.print(f"  [{event.level}] {event.message}", highlight=False)
+            console.print(labelled(f"  [{event.level}]", "", event.message), highlight=False)
 
     def on_status(status: str) -> None:
         if not quiet:
@@ -322,7 +331,7 @@ def remote_command(
         console.print("serve it as an arm through the OpenAI-compatible backend with this model id",
                       style="dim")
     elif result.done:
-        err_console.print(f"job {result.id} {result.status}: {result.error or 'no reason given'}")
+        print_error(f"job {result.id} {result.status}: {result.error or 'no reason given'}")
     else:
         console.print(f"job {result.id} is {result.status}; watch it again with "
                       f"`ragortune tune remote --job {result.id}`")

@@ -62,7 +62,14 @@ def chunk_context(title: str, heading: str) -> str:
     return " > ".join(part for part in (title, heading) if part)
 
 
-def check_sizes(size: int, overlap: int) -> None:
+def check_sizes(size: int, overlap: int, window: int | None = None, embedder: str = "") -> None:
+    """Refuse chunk sizes the chunker cannot honour, or that the embedder would truncate:
+    a chunk longer than the embedder's `window` (in its tokens) loses its tail unseen."""
+    if window is not None and size > window:
+        raise ConfigError(
+            f"chunk size {size} is larger than the {window}-token window of embedder "
+            f"'{embedder}', which would silently cut every longer chunk: use --chunk-size "
+            f"{window} or less, or an embedder with a longer window")
     if size < 16:
         raise ConfigError(f"chunk size {size} is too small: use at least 16 tokens")
     if overlap < 0 or overlap >= size:

@@ -148,35 +148,23 @@ def _kind_of(mode: int) -> str:
     return "special file"
 
 
-def load_file(path: Path) -> Iterator[Document]:
-    """Documents of one file; raises `ValueError` (or `OSError`) with a readable reason when
-    it cannot. All of a file's documents or none: a JSONL file with one bad line yields
-    nothing, so a skipped file never leaves half of itself in the KB."""
+def load_file(path: Path) -> list[Document]:
+    """All documents of one file, or none: raises `ValueError` (or `OSError`) with a readable
+    reason when it cannot be read, so a JSONL file broken at line 900 adds nothing rather
+    than 899 lines."""
     kind = SUFFIXES[path.suffix.lower()]
     data = _read_capped(path, MAX_PDF_BYTES if kind == "pdf" else MAX_TEXT_BYTES)
     if not data.strip():
         raise ValueError("empty file")
     if kind == "pdf":
-        yield _pdf(path, data)
-        return
+        return [_pdf(path, data)]
     text = _decode(data)
     if kind == "jsonl":
-        yield from _guarded(lambda: list(_jsonl(path, text)))
-    elif kind == "html":
-        yield _guarded(lambda: _html(path, text))
-    else:
-        yield _checked(Document(str(path), str(path), str(path), _markdown_title(text, path), text, kind))
-
-
-def load_documents(paths: Iterable[str | Path]) -> Iterator[Document | Skipped]:
-    """Every document under `paths`, and a `Skipped` for every file that could not be read."""
-    files, skipped = discover(paths)
-    yield from skipped
-    for file in files:
-        try:
-            yield from list(load_file(file))
-        except (OSError, ValueError) as exc:
-            yield Skipped(str(file), str(exc) or type(exc).__name__)
+        return _guarded(lambda: list(_jsonl(path, text)))
+    if kind == "html":
+        return [_guarded(lambda: _html(path, text))]
+    return [_checked(Document(str(path), str(path), str(path), _markdown_title(text, path), text,
+                              kind))]
 
 
 def _checked(doc: Document) -> Document:

@@ -1,5 +1,7 @@
 """A client for any OpenAI-compatible `/v1/chat/completions` (OpenAI, vLLM, Ollama, llama.cpp
-server, ragortune's own server), over plain httpx so no vendor SDK is needed at run time.
+server, ragortune's own server) through the official `openai` SDK: retries with exponential
+backoff on connection errors, 408/409/429 and 5xx; a timeout; streaming; and the SDK's typed
+errors turned into one-line `RagortuneError`s that name the endpoint and the fix.
 
 `base_url` follows the OpenAI SDK convention: it includes the `/v1` prefix
 (`http://localhost:11434/v1` for Ollama, `http://localhost:8000/v1` for vLLM).
@@ -7,16 +9,16 @@ server, ragortune's own server), over plain httpx so no vendor SDK is needed at 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import httpx
+import openai
 
-from ragortune.errors import ConfigError
+from ragortune.embed import MAX_RETRIES, OPENAI_BASE_URL, endpoint_error, openai_client
+from ragortune.errors import RagortuneError
 from ragortune.generate.llm import Completion, Message
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_BASE_URL = OPENAI_BASE_URL
 
 
 class OpenAICompatLLM:
@@ -24,108 +26,74 @@ class OpenAICompatLLM:
 
     def __init__(
         self, model: str, base_url: str = DEFAULT_BASE_URL, api_key: str | None = None,
-        timeout: float = 120.0,
+        timeout: float = 120.0, max_retries: int = MAX_RETRIES,
     ) -> None:
         self.model = model
         self.name = f"openai:{model}"
         self.base_url = base_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self.client = openai_client(self.base_url, api_key, timeout=timeout,
+                                    max_retries=max_retries)
 
-    def _body(self, messages: Sequence[Message], max_tokens: int, temperature: float,
-              stream: bool, stop: Sequence[str] | None) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model, "messages": list(messages), "max_tokens": max_tokens,
-            "temperature": temperature, "stream": stream,
-        }
-        if stop:
-            body["stop"] = list(stop)
+    def _request(self, messages: Sequence[Message], max_tokens: int, temperature: float,
+                 stop: Sequence[str] | None, stream: bool) -> Any:
+        extra: dict[str, Any] = {"stop": list(stop)} if stop else {}
         if stream:
-            body["stream_options"] = {"include_usage": True}
-        return body
-
-    def _fail(self, response: httpx.Response) -> ConfigError:
+            extra["stream_options"] = {"include_usage": True}
         try:
-            detail = response.json().get("error", response.text)
-            if isinstance(detail, dict):
-                detail = detail.get("message", detail)
-        except ValueError:
-            detail = response.text
-        hint = " (does the base URL end with /v1?)" if response.status_code == 404 else ""
-        if response.status_code in (401, 403):
-            hint = " (set RAGORTUNE_LLM_API_KEY)"
-        return ConfigError(
-            f"LLM endpoint {self.base_url} answered HTTP {response.status_code}: "
-            f"{str(detail)[:300]}{hint}"
-        )
+            return self.client.chat.completions.create(
+                model=self.model, messages=list(messages), max_tokens=max_tokens,
+                temperature=temperature, stream=stream, **extra)
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from None
 
-    def _unreachable(self, exc: httpx.HTTPError) -> ConfigError:
-        return ConfigError(
-            f"LLM endpoint {self.base_url} unreachable ({exc.__class__.__name__}: {exc}); "
-            "check that the server runs and RAGORTUNE_LLM_BASE_URL points at it"
-        )
+    def _error(self, exc: Exception) -> RagortuneError:
+        return endpoint_error(exc, self.client, "LLM", self.model, "RAGORTUNE_LLM")
+
+    def _not_a_completion(self, reply: Any) -> RagortuneError:
+        return RagortuneError(
+            f"LLM endpoint {self.base_url} did not answer with a chat completion "
+            f"({str(reply)[:120]!r}): does the base URL end with /v1?")
 
     def complete(
         self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
         stop: Sequence[str] | None = None,
     ) -> Completion:
-        try:
-            response = self.client.post(
-                "/chat/completions", json=self._body(messages, max_tokens, temperature, False, stop)
-            )
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
-        if response.status_code != 200:
-            raise self._fail(response)
-        data = response.json()
-        choice = data["choices"][0]
-        usage = data.get("usage") or {}
+        reply = self._request(messages, max_tokens, temperature, stop, stream=False)
+        if not getattr(reply, "choices", None):
+            raise self._not_a_completion(reply)
+        choice = reply.choices[0]
+        usage = reply.usage
         return Completion(
-            text=(choice["message"].get("content") or "").strip(),
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-            model=data.get("model", self.model),
-            finish_reason=choice.get("finish_reason") or "stop",
+            text=(choice.message.content or "").strip(),
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            model=reply.model or self.model,
+            finish_reason=choice.finish_reason or "stop",
         )
 
     def stream(
         self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
         stop: Sequence[str] | None = None,
     ) -> Iterator[str | Completion]:
+        chunks = self._request(messages, max_tokens, temperature, stop, stream=True)
+        if isinstance(chunks, str):
+            raise self._not_a_completion(chunks)
         pieces: list[str] = []
-        usage: dict[str, Any] = {}
+        prompt_tokens = completion_tokens = 0
         model, finish = self.model, "stop"
         try:
-            with self.client.stream(
-                "POST", "/chat/completions", json=self._body(messages, max_tokens, temperature, True, stop)
-            ) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise self._fail(response)
-                for event in _sse_events(response.iter_lines()):
-                    model = event.get("model") or model
-                    usage = event.get("usage") or usage
-                    for choice in event.get("choices") or []:
-                        piece = (choice.get("delta") or {}).get("content")
-                        finish = choice.get("finish_reason") or finish
+            with chunks:
+                for chunk in chunks:
+                    model = chunk.model or model
+                    if chunk.usage is not None:
+                        prompt_tokens = chunk.usage.prompt_tokens
+                        completion_tokens = chunk.usage.completion_tokens
+                    for choice in chunk.choices or []:
+                        finish = choice.finish_reason or finish
+                        piece = choice.delta.content if choice.delta else None
                         if piece:
                             pieces.append(piece)
                             yield piece
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
-        yield Completion(
-            "".join(pieces).strip(), int(usage.get("prompt_tokens", 0)),
-            int(usage.get("completion_tokens", 0)), model, finish,
-        )
-
-
-def _sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    """JSON payloads of `data:` lines until `[DONE]`; comments and other fields are skipped."""
-    for line in lines:
-        if not line.startswith("data:"):
-            continue
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            return
-        if payload:
-            yield json.loads(payload)
+        except openai.OpenAIError as exc:  # a dropped connection, or an error sent in-band
+            raise self._error(exc) from None
+        yield Completion("".join(pieces).strip(), prompt_tokens, completion_tokens, model, finish)

@@ -4,17 +4,16 @@ Unchanged documents (same content hash) cost nothing; a changed document is re-c
 and only chunks whose text is new are embedded (others reuse their stored vectors, which
 also makes renames free); documents gone from a synced folder lose their chunks.
 
-Crash safety: work is committed in batches. Each batch writes the store, then replaces
-the manifest atomically; a run killed in between leaves the store ahead of the
-manifest, and the next run first rolls the store back to the manifest's version.
+Crash safety: work is committed in batches, each with the manifest that describes it
+(`KnowledgeBase.commit`): a run killed mid-batch loses that batch only. How depends on the
+store: the folder KB writes Lance first and the manifest atomically last, and the next run
+rolls the store back to the manifest's version; PostgreSQL commits both in one transaction.
 """
 
 from __future__ import annotations
 
-import fcntl
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,7 @@ import numpy as np
 
 from ragortune.documents.chunk import Chunk, chunk_document
 from ragortune.documents.loaders import Document, Skipped, discover, load_file
-from ragortune.errors import KnowledgeBaseError
-from ragortune.io import utc_now
-from ragortune.kb.knowledge_base import KnowledgeBase, Manifest
+from ragortune.kb.knowledge_base import KnowledgeBase
 from ragortune.store import SEARCH_TEXT
 from ragortune.documents.loaders import unreadable_roots
 
@@ -58,17 +55,6 @@ class SyncReport:
         }
 
 
-@contextmanager
-def _write_lock(kb: KnowledgeBase) -> Iterator[None]:
-    with open(kb.path / ".write.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise KnowledgeBaseError(
-                f"another ingest is writing to {kb.path}; wait for it to finish") from None
-        yield
-
-
 def _under(source: str, roots: list[Path]) -> bool:
     path = Path(source)
     return any(path == root or path.is_relative_to(root) for root in roots)
@@ -89,10 +75,8 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
     started = time.perf_counter()
     roots = [Path(p).resolve() for p in paths]
     report = SyncReport()
-    with _write_lock(kb):
-        writer = kb.writer()
+    with kb.writing() as writer:  # the one writer, with a killed run's leftovers undone
         manifest = kb.load_manifest()
-        writer.restore(manifest.version)  # undo a run that died after writing the store
         documents = dict(manifest.documents)
         known_hashes = {h for doc in documents.values() for _, h in doc["chunks"]}
         files, skipped = discover(roots)
@@ -110,8 +94,7 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
 
         def commit(final: bool) -> None:
             _write_batch(kb, writer, batch, documents, known_hashes, report)
-            version = writer.finish_write() if final else writer.version()
-            kb.save_manifest(Manifest(version, utc_now(), dict(documents)))
+            kb.commit(writer, documents, final)
 
         for done, doc in enumerate(loaded, start=1):
             seen.add(doc.key)
@@ -138,7 +121,6 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
             report.deleted += 1
         if committed or batch.documents or batch.replaced:  # an unchanged corpus writes nothing
             commit(final=True)
-            writer.cleanup()
     report.seconds = time.perf_counter() - started
     return report
 

@@ -30,26 +30,15 @@ class StoredChunk:
 
 
 class VectorStore(Protocol):
-    """A versioned chunk table: writers append and delete, then `version()` names the state
-    that readers (`at_version`) see. A crash between writes is undone by `restore`."""
-
-    def version(self) -> int: ...
-
-    def restore(self, version: int) -> None: ...
+    """What sync and retrieval call on a store. Versions, commits and roll-back differ per
+    engine (Lance versions + a manifest file, PostgreSQL transactions) and live with the KB
+    that owns the store (kb/knowledge_base.py, kb/postgres.py)."""
 
     def add(self, rows: Sequence[dict], vectors: np.ndarray) -> None: ...
 
     def delete(self, chunk_ids: Sequence[str]) -> None: ...
 
     def vectors_by_hash(self, content_hashes: Sequence[str]) -> dict[str, np.ndarray]: ...
-
-    def finish_write(self) -> int:
-        """Rebuild text indexes, compact; returns the version to record as consistent."""
-        ...
-
-    def cleanup(self) -> None: ...
-
-    def at_version(self, version: int) -> "VectorStore": ...
 
     def dense_search(self, vector: np.ndarray, k: int) -> list[StoredChunk]: ...
 

@@ -113,9 +113,6 @@ class LanceStore:
                 shutil.rmtree(folder, ignore_errors=True)
 
     # -- reading -----------------------------------------------------------------------
-    def at_version(self, version: int) -> LanceStore:
-        return LanceStore(self.folder, self.dimension, read_version=version)
-
     def _load(self) -> tuple[dict[str, list], np.ndarray, dict[str, int]]:
         """Columns as Python lists (building result rows from them is 5x faster than from
         Arrow), the vectors as one matrix, and each chunk id's row."""
@@ -169,9 +166,6 @@ class LanceStore:
         _, vectors, ids = self._load()
         rows = [ids[cid] for cid in chunk_ids]
         return vectors[rows] @ np.asarray(vector, dtype=np.float32)
-
-    def size_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file())
 
 
 def _version_of(folder: Path) -> int:

@@ -1,10 +1,13 @@
 import re
+import subprocess
+import sys
 
 import pytest
 
 from ragortune.documents.chunk import chunk_document, sections
 from ragortune.documents.loaders import Document
 from ragortune.errors import ConfigError
+from ragortune.kb import open_kb
 
 
 def doc(text: str, fmt: str = "markdown", title: str = "Guide") -> Document:
@@ -88,3 +91,23 @@ def test_chunk_ids_are_stable_and_depend_on_text(embedder):
     b = chunk_document(doc(sentences(10), fmt="text"), embedder.count_tokens, size=60, overlap=10)
     assert [c.chunk_id for c in a] == [c.chunk_id for c in b]
     assert len({c.chunk_id for c in a}) == len(a)
+
+
+def test_a_chunk_size_beyond_the_embedders_window_is_refused_on_the_cli(tmp_path, embedder):
+    """MiniLM reads 254 tokens of text: a 1000-token chunk would be embedded by its first quarter."""
+    (tmp_path / "a.md").write_text("# A\n\nSome text.\n")
+    done = subprocess.run(
+        [sys.executable, "-c", "from ragortune.cli import main; main()", "ingest",
+         str(tmp_path / "a.md"), "--kb", str(tmp_path / "kb"), "--chunk-size", "1000"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(
+        f"error: chunk size 1000 is larger than the {embedder.max_tokens}-token window of "
+        "embedder 'minilm'")
+    assert f"use --chunk-size {embedder.max_tokens} or less" in done.stderr
+    assert not (tmp_path / "kb").exists()  # nothing half-made
+    window = embedder.max_tokens
+    with pytest.raises(ConfigError, match=f"{window}-token window"):
+        open_kb(tmp_path / "kb", embedder=embedder, create=True, chunk_size=window + 1)
+    assert open_kb(tmp_path / "kb", embedder=embedder, create=True,
+                   chunk_size=window).settings.chunk_size == window

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from ragortune.documents.loaders import Document, Skipped, load_documents
+from ragortune.documents.loaders import Document, discover, load_file
 
 
 def write_pdf(path: Path, lines: list[str]) -> None:
@@ -17,12 +17,16 @@ def write_pdf(path: Path, lines: list[str]) -> None:
 
 
 def loaded(paths):
-    docs, skipped = [], {}
-    for item in load_documents(paths):
-        if isinstance(item, Skipped):
-            skipped[Path(item.path).name] = item.reason
-        else:
-            docs.append(item)
+    """What an ingest reads, the way `kb.sync` reads it: `discover`, then `load_file` per file,
+    whose ValueError/OSError is the reason a file is skipped."""
+    files, skipped_files = discover(paths)
+    skipped = {Path(s.path).name: s.reason for s in skipped_files}
+    docs = []
+    for file in files:
+        try:
+            docs.extend(load_file(file))
+        except (OSError, ValueError) as exc:
+            skipped[file.name] = str(exc) or type(exc).__name__
     return docs, skipped
 
 

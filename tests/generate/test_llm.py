@@ -5,14 +5,15 @@ from __future__ import annotations
 import socket
 
 import pytest
+from server.openai_endpoint import MODEL, OpenAIEndpoint
 
-from ragortune.errors import ConfigError
+from ragortune.errors import ConfigError, RagortuneError
 from ragortune.generate import load_llm
 from ragortune.generate.llm import Completion
 from ragortune.generate.local import LocalLLM
-from ragortune.models import load_causal_lm, shipped_smollm2_dir
 from ragortune.generate.openai_compat import OpenAICompatLLM
 from ragortune.generate.prompts import Passage, rag_messages
+from ragortune.models import load_causal_lm, shipped_smollm2_dir
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -96,10 +97,64 @@ def test_unreachable_openai_compatible_endpoint_is_a_clear_error() -> None:
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    llm = OpenAICompatLLM("m", f"http://127.0.0.1:{port}/v1", timeout=5)
-    with pytest.raises(ConfigError, match="unreachable"):
+    llm = OpenAICompatLLM("m", f"http://127.0.0.1:{port}/v1", timeout=5, max_retries=1)
+    with pytest.raises(ConfigError, match="unreachable .*2 attempts.*RAGORTUNE_LLM_BASE_URL"):
         llm.complete(QUESTION)
     with pytest.raises(ConfigError, match="unreachable"):
+        list(llm.stream(QUESTION))
+
+
+@pytest.fixture
+def endpoint():
+    with OpenAIEndpoint(api_key="sk-test") as running:
+        yield running
+
+
+def test_openai_compatible_llm_sends_the_request_and_reports_the_servers_usage(endpoint) -> None:
+    llm = OpenAICompatLLM(MODEL, endpoint.url, "sk-test")
+    done = llm.complete(QUESTION, max_tokens=30, temperature=0.4, stop=["\n\n"])
+    assert done.text == "echo: What is the capital of France?"
+    assert (done.prompt_tokens, done.completion_tokens, done.model) == (6, 7, MODEL)
+    sent = endpoint.bodies("/v1/chat/completions")[-1]
+    assert (sent["max_tokens"], sent["temperature"], sent["stop"]) == (30, 0.4, ["\n\n"])
+    *pieces, final = list(llm.stream(QUESTION, max_tokens=30))
+    assert len(pieces) == 7 and "".join(pieces) == final.text == done.text
+    assert (final.prompt_tokens, final.completion_tokens, final.finish_reason) == (6, 7, "stop")
+
+
+def test_openai_compatible_llm_retries_a_failing_endpoint_then_answers(endpoint) -> None:
+    llm = OpenAICompatLLM(MODEL, endpoint.url, "sk-test")
+    endpoint.fail_next(503)
+    assert llm.complete(QUESTION).text.startswith("echo:")
+    endpoint.fail_next(429, 500)
+    assert list(llm.stream(QUESTION))[-1].text.startswith("echo:")
+    assert len(endpoint.bodies("/v1/chat/completions")) == 2 + 3
+
+
+def test_an_endpoint_failing_past_the_retries_is_one_clear_error(endpoint) -> None:
+    endpoint.fail_next(503, 503, 503)
+    with pytest.raises(RagortuneError, match=r"HTTP 503: scripted failure 503 \(3 attempts\)"):
+        OpenAICompatLLM(MODEL, endpoint.url, "sk-test").complete(QUESTION)
+
+
+def test_a_stalled_endpoint_times_out_with_a_clear_error(endpoint) -> None:
+    endpoint.delay = 1.0
+    llm = OpenAICompatLLM(MODEL, endpoint.url, "sk-test", timeout=0.2, max_retries=0)
+    with pytest.raises(ConfigError, match=r"did not answer within 0.2 s \(1 attempt\)"):
+        llm.complete(QUESTION)
+
+
+@pytest.mark.parametrize("model, path, key, error", [
+    (MODEL, "/v1", "wrong", r"HTTP 401: Incorrect API key provided; set RAGORTUNE_LLM_API_KEY"),
+    ("gpt-nope", "/v1", "sk-test", (r"HTTP 404: The model 'gpt-nope' does not exist; check "
+                                    r"that it serves model 'gpt-nope'")),
+    (MODEL, "", "sk-test", r"HTTP 404: .*404 Not Found.*base URL ends with /v1"),
+])
+def test_endpoint_errors_name_the_cause_and_the_fix(endpoint, model, path, key, error) -> None:
+    llm = OpenAICompatLLM(model, endpoint.root + path, key)
+    with pytest.raises(ConfigError, match=error):
+        llm.complete(QUESTION)
+    with pytest.raises(ConfigError, match=error):
         list(llm.stream(QUESTION))
 
 

@@ -3,8 +3,8 @@
 import pytest
 
 from ragortune.errors import InputError
-from ragortune.kb.sync import sync
 from ragortune.kb import open_kb
+from ragortune.kb.sync import sync
 from ragortune.retrieve import convex_fusion, search
 
 DOCS = {

@@ -177,7 +177,7 @@ def skipped_by_name(report: dict, root: Path) -> dict[str, str]:
     base = str(root.resolve()) + "/"
     for item in report["skipped_files"]:
         path = item["path"]
-        out[path[len(base):] if path.startswith(base) else path] = item["reason"]
+        out[path.removeprefix(base)] = item["reason"]
     return out
 
 

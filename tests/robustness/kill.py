@@ -121,8 +121,10 @@ def ingest_trials(work: Path, trials: int, seed: int, embedder, incremental: boo
         else:
             open_kb(path, embedder=embedder, create=True)
 
-    command = lambda kb: ragortune_command("ingest", str(docs), "--kb", str(kb),  # noqa: E731
-                                           "--batch-size", "8", "--json")
+    def command(kb: Path) -> list[str]:
+        return ragortune_command("ingest", str(docs), "--kb", str(kb), "--batch-size", "8",
+                                 "--json")
+
     reference = work / "reference-kb"
     fresh(reference)
     started = time.perf_counter()

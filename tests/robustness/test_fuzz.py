@@ -38,11 +38,11 @@ special_lines = st.sampled_from([
 ])
 
 
-def raw_lines(extra=st.nothing()):
+def raw_lines(extra: st.SearchStrategy | None = None) -> st.SearchStrategy:
     """Lines of a JSONL file: JSON values, hostile text, classic breakers, raw bytes."""
     line = (json_value.map(lambda v: json.dumps(v).encode()) | hostile_text.map(
         lambda t: t.encode("utf-8", "surrogatepass")) | special_lines | st.binary(max_size=60)
-            | extra)
+            | (extra if extra is not None else st.nothing()))
     return st.lists(line, max_size=6).map(lambda lines: b"\n".join(lines))
 
 

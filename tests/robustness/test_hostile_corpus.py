@@ -67,7 +67,7 @@ def test_every_good_file_is_indexed_and_nothing_from_a_bad_one(hostile):
 
 
 def test_search_finds_good_text_and_never_the_file_a_symlink_points_out_to(hostile):
-    corpus, kb, _, _ = hostile
+    _, kb, _, _ = hostile
     result, _ = run_measured(ragortune_command("search", "root x 0 0 bin bash", "--kb", str(kb),
                                                "--json", "--min-score", "-1"))
     assert result.returncode == 0, result.stderr[-2000:]

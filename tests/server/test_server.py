@@ -15,6 +15,7 @@ from ragortune.generate.openai_compat import OpenAICompatLLM
 from ragortune.kb.sync import sync
 
 from .conftest import Server, free_port, ragortune_command
+from .openai_endpoint import MODEL, OpenAIEndpoint
 
 TIMEOUT = 120  # generous: the test machine is shared and slow, speed is measured in bench/
 QUESTION = "How many requests per minute may an API key send?"
@@ -119,6 +120,27 @@ def test_backend_reports_http_errors_of_the_endpoint(server: Server) -> None:
     llm = OpenAICompatLLM("ragortune", f"{server.url}/v1", "wrong")
     with pytest.raises(ConfigError, match="HTTP 401"):
         llm.complete([{"role": "user", "content": QUESTION}])
+
+
+def test_the_requested_temperature_reaches_the_llm_and_its_absence_means_greedy(
+        server: Server) -> None:
+    from fastapi.testclient import TestClient
+
+    from ragortune.server import create_app
+
+    with OpenAIEndpoint() as upstream:
+        app = create_app(server.kb.path, llm=OpenAICompatLLM(MODEL, upstream.url))
+        with TestClient(app) as http:
+            for body in ({"temperature": 0.7}, {"temperature": 1.3, "stream": True}, {}):
+                response = http.post("/v1/chat/completions", json={
+                    "messages": [{"role": "user", "content": QUESTION}], **body})
+                assert response.status_code == 200
+            assert http.post("/v1/chat/completions", json={
+                "messages": [{"role": "user", "content": QUESTION}], "temperature": 3},
+            ).status_code == 422
+        sent = upstream.bodies("/v1/chat/completions")
+    assert [(b["temperature"], b["stream"]) for b in sent] == [(0.7, False), (1.3, True),
+                                                               (0.0, False)]
 
 
 def test_searches_during_an_ingest_all_succeed_and_then_see_the_new_document(

