@@ -64,7 +64,9 @@ class LocalEmbedder:
         # Small batches keep a CPU's caches warm (16 measured ~8 % faster than 64 for
         # MiniLM on 2 cores); an accelerator wants large ones.
         self.batch_size = batch_size or (16 if self.model.device.type == "cpu" else 64)
-        self.model.tokenizer.model_max_length = 1_000_000  # counting long texts is fine
+        # The window is left as the model has it: `encode` truncates there, so a long query or
+        # an over-long chunk is embedded from its first max_tokens tokens instead of crashing
+        # the position embeddings ("size of tensor a (1728) must match ... (512)").
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Batches group texts of near-equal token length, longest first, so padding costs
@@ -85,7 +87,8 @@ class LocalEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        ids = self.model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        ids = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False,
+                                   verbose=False)["input_ids"]
         return [len(row) for row in ids]
 
 

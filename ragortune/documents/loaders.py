@@ -21,6 +21,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ragortune.errors import InputError
+
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
             ".rst": "rst", ".html": "html", ".htm": "html", ".pdf": "pdf", ".jsonl": "jsonl"}
 
@@ -89,6 +91,23 @@ def discover(paths: Iterable[str | Path],
         else:
             skipped.append(Skipped(_shown(path), _MISSING))
     return files, skipped
+
+
+def check_sources(paths: Iterable[str | Path]) -> None:
+    """Refuse, before anything is written, a path that does not exist or paths holding no file
+    ingest could read: an empty or unmounted folder would otherwise delete every document
+    indexed from it (or create an empty KB on a typo)."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if not path.exists() and not path.is_symlink():
+            raise InputError(f"{_shown(path)}: no such file or folder; check the path (and that "
+                             "its drive is mounted)")
+    files, _ = discover(paths)
+    if not files:
+        shown = ", ".join(_shown(p) for p in paths)
+        raise InputError(f"nothing to ingest in {shown}: no {', '.join(sorted(SUFFIXES))} file "
+                         "there (an empty folder is refused so that it never deletes what "
+                         "was indexed from it)")
 
 
 def unreadable_roots(skipped: Iterable[Skipped]) -> list[Path]:
