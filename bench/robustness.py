@@ -104,7 +104,8 @@ def fuzz(examples: int) -> None:
     section(f"hypothesis fuzzing ({examples} examples per property)")
     os.environ["RAGORTUNE_FUZZ_EXAMPLES"] = str(examples)
     code = pytest.main(["-q", "-p", "no:cacheprovider", str(ROOT / "tests/robustness/test_fuzz.py")])
-    cases: Counter = sys.modules["tests.robustness.test_fuzz"].CASES
+    module = next(m for name, m in sys.modules.items() if name.endswith("test_fuzz"))
+    cases: Counter = module.CASES
     for name, n in cases.items():
         print(f"  {name}: {n} cases")
     print(f"fuzz cases run: {sum(cases.values())}, pytest exit code {code}")
