@@ -19,7 +19,8 @@ $(VENV)/.base: pyproject.toml
 	touch $@
 
 $(VENV)/.test: $(VENV)/.base
-	$(PY) -m pip install -q -e '.[test]'
+	# The scale extra (Ray) too, so the two-node Ray ingest test runs; the default install never pulls it.
+	$(PY) -m pip install -q -e '.[test,scale]'
 	touch $@
 
 setup: $(VENV)/.base

@@ -5,6 +5,10 @@
 Uses the KB's calibrated threshold unless --min-score is given, and also reports a
 leave-one-out estimate of the gate (each question gated by a threshold calibrated on the
 others), since a threshold calibrated on the same questions flatters itself.
+
+`--llm` takes several specs separated by commas (default `smollm2,hf:smollm2`: the fast
+CTranslate2 backend and transformers on the same weights); each runs the same questions in
+one process, and the report ends with how often their answers agree word for word.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kb", required=True)
     parser.add_argument("--questions", required=True)
-    parser.add_argument("--llm", default="smollm2")
+    parser.add_argument("--llm", default="smollm2,hf:smollm2",
+                        help="comma-separated LLM specs, each run on the same questions")
     parser.add_argument("-k", type=int, default=CONTEXT_K)
     parser.add_argument("--mode", default="hybrid")
     parser.add_argument("--min-score", type=float, default=None)
@@ -50,13 +55,44 @@ def main() -> None:
 
     kb = open_kb(args.kb)
     questions = read_questions(args.questions, require_answers=True)
-    started = time.perf_counter()
-    llm = load_llm(args.llm)
-    load_s = time.perf_counter() - started
     kb.embed_query("warm up")  # model load is reported apart from per-query latency
+    scores = best_similarities(kb, questions, k=args.k, mode=args.mode)
+    labels = np.array([q.answerable for q in questions])
+    loo = leave_one_out(scores, labels)
+    runs = [run(kb, spec, questions, args, loo, labels) for spec in args.llm.split(",")]
+    agreement = None
+    if len(runs) > 1:
+        texts = [r.pop("_texts") for r in runs]
+        called = [i for i, t in enumerate(texts[0]) if t is not None]
+        same = sum(all(t[i] == texts[0][i] for t in texts) for i in called)
+        agreement = {"same_answer": [same, len(called)]}
+    else:
+        runs[0].pop("_texts")
+    if args.json:
+        print(json.dumps({"runs": runs, "agreement": agreement}, indent=2))
+        return
+    for result in runs:
+        report(result)
+    if agreement:
+        same, n = agreement["same_answer"]
+        print(f"\nanswers identical across {args.llm}: {same}/{n} questions that reached the LLM "
+              f"({same / max(n, 1):.0%})")
+    if len(runs) > 1:
+        print(f"{'LLM':<16}{'p50 s':>9}{'p95 s':>9}   end to end (LLM called)")
+        for r in runs:
+            row = r["latency_s"].get("end to end (LLM called)")
+            if row:
+                print(f"{r['spec']:<16}{row['p50']:>9.3f}{row['p95']:>9.3f}")
+
+
+def run(kb, spec: str, questions, args, loo, labels) -> dict:
+    """All questions through one backend; the answer texts ride along for the agreement."""
+    started = time.perf_counter()
+    llm = load_llm(spec)
+    load_s = time.perf_counter() - started
+    rag.answer(kb, llm, questions[0].text, k=args.k, mode=args.mode, min_score=args.min_score)
     answers = [rag.answer(kb, llm, q.text, k=args.k, mode=args.mode, min_score=args.min_score)
                for q in questions]
-
     usage = [a.usage for a in answers]
     called = [a.usage for a in answers if a.model is not None]
     stages = {
@@ -67,11 +103,10 @@ def main() -> None:
     }
     answerable = [(q, a) for q, a in zip(questions, answers) if q.answerable]
     unanswerable = [(q, a) for q, a in zip(questions, answers) if not q.answerable]
-    scores = best_similarities(kb, questions, k=args.k, mode=args.mode)
-    labels = np.array([q.answerable for q in questions])
-    loo_passed, loo_abstained = leave_one_out(scores, labels)
-    result = {
-        "llm": llm.name, "k": args.k, "mode": args.mode, "threshold": answers[0].threshold,
+    loo_passed, loo_abstained = loo
+    return {
+        "spec": spec, "llm": llm.name, "k": args.k, "mode": args.mode,
+        "threshold": answers[0].threshold,
         "questions": len(questions), "llm_load_s": round(load_s, 2),
         "latency_s": {name: {"p50": round(float(np.percentile(v, 50)), 4),
                              "p95": round(float(np.percentile(v, 95)), 4), "n": len(v)}
@@ -89,12 +124,14 @@ def main() -> None:
                       "dropped": sum(len(a.dropped_citations) for a in answers)},
         "leave_one_out_gate": {"answerable_passed": [int(loo_passed), int(labels.sum())],
                                "unanswerable_abstained": [int(loo_abstained), int((~labels).sum())]},
+        "_texts": [a.text if a.model is not None else None for a in answers],
     }
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return
-    print(f"{result['questions']} questions, LLM {llm.name} (loaded in {load_s:.1f} s), "
-          f"{args.mode} top-{args.k}, threshold {result['threshold']}")
+
+
+def report(result: dict) -> None:
+    print(f"\n{result['questions']} questions, LLM {result['spec']} ({result['llm']}, loaded in "
+          f"{result['llm_load_s']:.1f} s), {result['mode']} top-{result['k']}, "
+          f"threshold {result['threshold']}")
     print(f"{'stage':<26}{'p50 s':>9}{'p95 s':>9}{'n':>5}")
     for name, row in result["latency_s"].items():
         print(f"{name:<26}{row['p50']:>9.3f}{row['p95']:>9.3f}{row['n']:>5}")
@@ -107,7 +144,6 @@ def main() -> None:
     lp, ln = result["leave_one_out_gate"]["answerable_passed"]
     la, lu = result["leave_one_out_gate"]["unanswerable_abstained"]
     print(f"gate, leave-one-out thresholds: answerable passed {lp}/{ln}, unanswerable abstained {la}/{lu}")
-
 
 if __name__ == "__main__":
     main()

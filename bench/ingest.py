@@ -13,6 +13,11 @@ One run prints:
      KB's chunk size/overlap counted in MiniLM tokens, the very same SentenceTransformer
      behind a `BaseEmbedding`, a `SimpleVectorStore` persisted to disk): speed ratio
      LlamaIndex / ours (target >= 1.5).
+Steps 1-4 run once per embedding runtime (`--runtimes torch,onnx`, also `onnx-int8`): the
+same MiniLM weights on sentence-transformers/PyTorch, on ONNX Runtime fp32 (the default) and
+int8; each also reports nDCG@10 of hybrid search over its KB (all SciFact test queries; with
+--limit, documents outside the subset count as misses, equally for every runtime). LlamaIndex
+runs once, on the torch model, and each runtime's ratio is taken against it.
 The corpus is copied to a temporary folder (step 4 edits it); nothing is written to the repo.
 Needs `llama-index-core` (`pip install llama-index-core`), or `--no-llamaindex` to skip step 5.
 Run timed jobs alone on the machine: the figures are wall-clock seconds.
@@ -113,8 +118,8 @@ def phases(seconds: dict[str, float], model: Any) -> Iterator[None]:
 
 
 def run_ours(embedder: Any, work: Path, lines: list[str], texts: list[str]) -> dict[str, Any]:
-    from ragortune.kb.sync import sync
     from ragortune.kb import open_kb
+    from ragortune.kb.sync import sync
 
     docs = work / "docs"
     docs.mkdir(exist_ok=True)
@@ -232,6 +237,8 @@ def main() -> None:
     parser.add_argument("--dataset", default=str(ROOT.parent / "shared/datasets/scifact"))
     parser.add_argument("--limit", type=int, default=None, help="only the first N documents")
     parser.add_argument("--no-llamaindex", action="store_true", help="skip the comparison")
+    parser.add_argument("--runtimes", default="torch,onnx",
+                        help="comma-separated: torch, onnx, onnx-int8 (same weights)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
@@ -244,39 +251,72 @@ def main() -> None:
               "or pass --no-llamaindex", file=sys.stderr)
         sys.exit(2)
 
-    from ragortune.embed import load_embedder
+    from ragortune.embed import LocalEmbedder, shipped_minilm_path
+    from ragortune.embed_onnx import OnnxEmbedder
     from ragortune.kb import KBSettings
 
+    loaders = {"torch": lambda: LocalEmbedder("minilm", shipped_minilm_path()),
+               "onnx": lambda: OnnxEmbedder("minilm", shipped_minilm_path()),
+               "onnx-int8": lambda: OnnxEmbedder("minilm-int8", shipped_minilm_path(), quantize=True)}
+    runtimes = args.runtimes.split(",")
+    if unknown := set(runtimes) - set(loaders):
+        print(f"unknown runtime(s) {sorted(unknown)}: use {', '.join(loaders)}", file=sys.stderr)
+        sys.exit(2)
     lines = corpus_lines(dataset, args.limit)
-    embedder = load_embedder("minilm")
     started = time.perf_counter()
     import lancedb  # noqa: F401  (paid once per process, like the model load: reported apart)
 
     import_s = time.perf_counter() - started
-    defaults = KBSettings(embedder=embedder.name, dimension=embedder.dimension)
+    results: dict[str, Any] = {}
+    theirs = None
     with tempfile.TemporaryDirectory(prefix="ragortune-bench-ingest-") as tmp:
-        (Path(tmp) / "docs").mkdir()
-        write_corpus(Path(tmp) / "docs" / "corpus.jsonl", lines)
-        texts = chunk_texts(embedder, Path(tmp) / "docs" / "corpus.jsonl",
-                            defaults.chunk_size, defaults.chunk_overlap)
-        # Warm-up, untimed: torch's first passes over new shapes are slower than later ones.
-        embedder.model.encode(texts[:: max(1, len(texts) // (4 * embedder.batch_size))],
-                              batch_size=embedder.batch_size, show_progress_bar=False)
-        ours = run_ours(embedder, Path(tmp), lines, texts)
-        ours["lancedb_import_s"] = import_s
-        theirs = None
-        if not args.no_llamaindex:
-            theirs = run_llamaindex(embedder, Path(tmp), lines, ours["chunk_size"],
-                                    ours["chunk_overlap"])
-    result: dict[str, Any] = {"dataset": str(dataset), "ours": ours, "llamaindex": theirs,
+        for runtime in runtimes:
+            embedder = loaders[runtime]()
+            work = Path(tmp) / runtime
+            (work / "docs").mkdir(parents=True)
+            defaults = KBSettings(embedder=embedder.name, dimension=embedder.dimension)
+            write_corpus(work / "docs" / "corpus.jsonl", lines)
+            texts = chunk_texts(embedder, work / "docs" / "corpus.jsonl",
+                                defaults.chunk_size, defaults.chunk_overlap)
+            # Warm-up, untimed: a runtime's first passes over new shapes are slower than later ones.
+            embedder.model.encode(texts[:: max(1, len(texts) // (4 * embedder.batch_size))],
+                                  batch_size=embedder.batch_size, show_progress_bar=False)
+            ours = run_ours(embedder, work, lines, texts)
+            ours["lancedb_import_s"] = import_s
+            ours["hybrid_ndcg@10"] = hybrid_ndcg(work / "kb", embedder, dataset)
+            results[runtime] = ours
+            if not args.no_llamaindex and theirs is None and runtime == "torch":
+                theirs = run_llamaindex(embedder, work, lines, ours["chunk_size"],
+                                        ours["chunk_overlap"])
+    result: dict[str, Any] = {"dataset": str(dataset), "runtimes": results, "llamaindex": theirs,
                               "targets": TARGETS}
     if theirs:
-        result["llamaindex_over_ours"] = theirs["seconds"] / ours["full_ingest_s"]
+        result["llamaindex_over_ours"] = {rt: theirs["seconds"] / o["full_ingest_s"]
+                                          for rt, o in results.items()}
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    report(result)
+    for runtime, ours in results.items():
+        print(f"\n== runtime {runtime}")
+        report({"ours": ours, "llamaindex": theirs,
+                "llamaindex_over_ours": (result.get("llamaindex_over_ours") or {}).get(runtime)})
+    print(f"\n{'runtime':<11}{'ingest s':>10}{'tokens/s':>10}{'raw encode s':>14}"
+          f"{'vs LlamaIndex':>15}{'hybrid nDCG@10':>16}")
+    for runtime, o in results.items():
+        ratio = (result.get("llamaindex_over_ours") or {}).get(runtime)
+        print(f"{runtime:<11}{o['full_ingest_s']:>10.2f}{o['tokens_per_s']:>10.0f}"
+              f"{o['raw_encode_s']:>14.2f}{(f'{ratio:.2f}x' if ratio else '-'):>15}"
+              f"{o['hybrid_ndcg@10']:>16.4f}")
 
+
+def hybrid_ndcg(kb_path: Path, embedder: Any, dataset: Path) -> float:
+    """nDCG@10 of the default hybrid search over all the data set's test queries."""
+    from ragortune.evaluate.datasets import load_dataset
+    from ragortune.evaluate.retrieval import run_queries
+    from ragortune.kb import open_kb
+
+    kb = open_kb(kb_path, embedder=embedder)
+    return float(run_queries(kb, load_dataset(dataset), mode="hybrid", ks=(10,)).means()["ndcg@10"])
 
 def _phases(seconds: dict[str, float], total: float) -> str:
     """`encode 95.1 %, store.finish_write 0.4 %, other 4.5 %` for one timed run."""
@@ -306,7 +346,7 @@ def report(result: dict[str, Any]) -> None:
           f"(<= {100 * TARGETS['edited']:.0f} % {verdict(o['edited_fraction'] <= TARGETS['edited'])}); "
           f"{o['edited_chunks_embedded']} chunks embedded, {o['edited_chunks_reused']} reused")
     print(f"   in it: {_phases(o['edited_phases_s'], o['edited_s'])}")
-    if li:
+    if li and result["llamaindex_over_ours"]:
         ratio = result["llamaindex_over_ours"]
         print(f"5. LlamaIndex        {li['seconds']:8.2f} s   {li['tokens_per_s']:8.0f} tokens/s   "
               f"({li['chunks']} chunks, {li['embedding_tokens']:,} tokens); ours is {ratio:.2f}x faster "

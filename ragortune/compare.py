@@ -27,6 +27,7 @@ from ragortune.io import read_jsonl, utc_now, write_json_atomic, write_jsonl_ato
 from ragortune.kb import KnowledgeBase, open_kb
 from ragortune.kb.sync import SyncReport, sync
 from ragortune.questions import Question, read_questions
+from ragortune.report import write_report
 
 STAGES = "stages"
 STAGE_FILE = "stage.json"
@@ -65,7 +66,7 @@ class CompareConfig:
 
 # Short answers, few examples: the top 15 of SmolLM2's 30 layers, every linear layer, a high
 # learning rate; measured on the demo: loss 2.5 -> 0.01 in 8 epochs of 24 questions.
-TRAIN_RECIPE = {"epochs": 6, "batch_size": 4, "lr": 3e-3, "lora_r": 16, "top_layers": 15,
+TRAIN_RECIPE = {"epochs": 4, "batch_size": 4, "lr": 3e-3, "lora_r": 16, "top_layers": 15,
                 "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                    "up_proj", "down_proj"]}
 
@@ -284,6 +285,7 @@ class CompareResult:
     evidence: Path
     decision: dict[str, Any] | None
     stages: dict[str, dict[str, Any]]
+    files: dict[str, Path]
 
 
 def run_compare(cfg: CompareConfig, on_event: StageEvent | None = None,
@@ -373,7 +375,8 @@ def run_compare(cfg: CompareConfig, on_event: StageEvent | None = None,
     decision = decide_scenario(cfg, evidence_path) if cfg.scenario else None
     run["stages"] = cache.ran
     write_json_atomic(out / RUN_FILE, run, indent=2)
-    return CompareResult(out, run, evidence_path, decision, cache.ran)
+    files = {"evidence": evidence_path, **write_report(out)}
+    return CompareResult(out, run, evidence_path, decision, cache.ran, files)
 
 
 def _update(cfg: CompareConfig, cache: StageCache, kb1: KnowledgeBase, kb1_state: str,
@@ -532,7 +535,19 @@ def write_evidence(out: Path, cfg: CompareConfig, run: dict[str, Any], answers_v
     return update_evidence(out, {"arms": arms, "run": run,
                                  "update": {"index_v2": update["index_v2"],
                                             "changed_facts": len(update["changed"])}
-                                 if update else None}, "compare")
+                                 if update else None}, "compare",
+                           dataset=_identity(run))
+
+
+def _identity(run: dict[str, Any]) -> dict[str, Any]:
+    """The data set a compare run measured (evidence schema 2 needs every writer to name it)."""
+    from ragortune.evaluate.evidence import dataset_hash
+
+    files = {"corpus": run["data"]["docs"], "queries": run["questions"]["sha256"]}
+    if run["data"].get("docs_v2"):
+        files["corpus_v2"] = run["data"]["docs_v2"]
+    return {"name": "compare", "path": run["questions"]["path"], "split": None, "files": files,
+            "hash": dataset_hash(files)}
 
 
 def decide_scenario(cfg: CompareConfig, evidence: Path) -> dict[str, Any]:

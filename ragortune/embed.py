@@ -2,7 +2,9 @@
 
 An embedder is named by a spec string that the KB records, so reopening a KB with
 another model is caught instead of silently mixing vector spaces:
-  `minilm`                      the shipped all-MiniLM-L6-v2 (default, offline)
+  `minilm`                      the shipped all-MiniLM-L6-v2 (default, offline), run by ONNX
+                                Runtime (RAGORTUNE_EMBED_RUNTIME=torch: sentence-transformers)
+  `minilm-int8`                 the same model quantised to int8 (faster; slightly other vectors)
   `st:<hf id or local path>`    any sentence-transformers model
   `openai:<model>`              an OpenAI-compatible /v1/embeddings endpoint
                                 (RAGORTUNE_EMBED_BASE_URL, RAGORTUNE_EMBED_API_KEY)
@@ -242,12 +244,20 @@ def shipped_minilm_path() -> str:
 @functools.lru_cache(maxsize=4)
 def load_embedder(spec: str = DEFAULT_EMBEDDER) -> Embedder:
     """The embedder a spec string names (see the module docstring); loaded once per process."""
-    if spec in ("minilm", "default"):
-        return LocalEmbedder("minilm", shipped_minilm_path())
+    if spec in ("minilm", "default"):  # ONNX Runtime, same vectors; RAGORTUNE_EMBED_RUNTIME=torch
+        if os.environ.get("RAGORTUNE_EMBED_RUNTIME", "onnx") == "torch":
+            return LocalEmbedder("minilm", shipped_minilm_path())
+        from ragortune.embed_onnx import OnnxEmbedder
+
+        return OnnxEmbedder("minilm", shipped_minilm_path())
+    if spec == "minilm-int8":  # its own name: int8 vectors differ, a KB must not mix them
+        from ragortune.embed_onnx import OnnxEmbedder
+
+        return OnnxEmbedder(spec, shipped_minilm_path(), quantize=True)
     if spec.startswith("st:"):
         return LocalEmbedder(spec, spec[3:])
     if spec.startswith("openai:"):
         return OpenAIEmbedder(spec.split(":", 1)[1])
     raise ConfigError(
-        f"unknown embedder '{spec}': use 'minilm', 'st:<model id or path>' or 'openai:<model>'"
+        f"unknown embedder '{spec}': use 'minilm', 'minilm-int8', 'st:<model id or path>' or 'openai:<model>'"
     )

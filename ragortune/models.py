@@ -7,6 +7,7 @@ on top) loads the same way for training, evaluation and serving.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -15,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ragortune.embed_onnx import cache_dir  # one cache folder for every converted model
 from ragortune.errors import ConfigError
 
 SMOLLM2 = "smollm2"
@@ -35,33 +37,36 @@ def shipped_smollm2_dir() -> Path:
     return folder
 
 
-def cache_dir() -> Path:
-    """Where converted models are kept: RAGORTUNE_CACHE_DIR, else the user's cache folder."""
-    root = os.environ.get("RAGORTUNE_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    base = Path(root) if root else Path.home() / ".cache"
-    return base if os.environ.get("RAGORTUNE_CACHE_DIR") else base / "ragortune"
-
-
 def _smollm2_converted_dir() -> Path:
     gguf = shipped_smollm2_dir() / SMOLLM2_GGUF
     return cache_dir() / f"smollm2-135m-instruct-f32-{gguf.stat().st_size}"
+
+
+def save_plain(tokenizer: Any, lm: Any, folder: Path) -> None:
+    """`save_pretrained` of a model loaded from GGUF: its weights are already plain float32, but
+    transformers refuses to save while the GGUF quantisation marks remain, so drop them for the save."""
+    saved = {"quantization_config": getattr(lm.config, "quantization_config", None),
+             "hf_quantizer": getattr(lm, "hf_quantizer", None)}
+    try:
+        if saved["quantization_config"] is not None:
+            del lm.config.quantization_config
+        lm.hf_quantizer = None
+        lm.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    finally:
+        if saved["quantization_config"] is not None:
+            lm.config.quantization_config = saved["quantization_config"]
+        lm.hf_quantizer = saved["hf_quantizer"]
 
 
 def _save_converted(tokenizer: Any, lm: Any, target: Path) -> None:
     """Keep a safetensors copy of the de-quantized GGUF: transformers re-parses the GGUF three
     times per load (~40 s on 2 cores); the copy loads in a second or two, with identical weights."""
     tmp: Path | None = None
-    saved = {"quantization_config": getattr(lm.config, "quantization_config", None),
-             "hf_quantizer": getattr(lm, "hf_quantizer", None)}
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        # The weights are already plain float32; save_pretrained refuses while the GGUF marks remain.
-        if saved["quantization_config"] is not None:
-            del lm.config.quantization_config
-        lm.hf_quantizer = None
-        lm.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save_plain(tokenizer, lm, tmp)
         os.replace(tmp, target)  # atomic: a concurrent loader sees all or nothing
         tmp = None
     except (OSError, ValueError) as exc:
@@ -70,9 +75,46 @@ def _save_converted(tokenizer: Any, lm: Any, target: Path) -> None:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-        if saved["quantization_config"] is not None:
-            lm.config.quantization_config = saved["quantization_config"]
-        lm.hf_quantizer = saved["hf_quantizer"]
+
+
+def _source_files(model: str | None) -> list[Path]:
+    """The files that define a model's weights: the shipped GGUF, a .gguf file, or a folder's
+    top-level files (a hub id resolves to its folder in the local cache)."""
+    if model is None or model == SMOLLM2:
+        return [shipped_smollm2_dir() / SMOLLM2_GGUF]
+    path = Path(model).expanduser()
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        source, _ = _from_pretrained_kwargs(model)  # raises for a missing local path
+        try:
+            from huggingface_hub import snapshot_download
+
+            path = Path(snapshot_download(source, local_files_only=True))
+        except Exception as exc:  # any failure means "not in the local cache"
+            raise ConfigError(
+                f"cannot find model {model!r} locally ({exc.__class__.__name__}); give a local "
+                "model folder, a .gguf file, or a Hugging Face id already downloaded"
+            ) from exc
+    return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def weights_fingerprint(model: str | None = None, *, adapter: str | None = None) -> str:
+    """SHA-256 over the base model's files and the adapter's: the key of any converted copy, so
+    a retrained adapter or replaced weights never reuse a stale conversion."""
+    digest = hashlib.sha256()
+    files = _source_files(model)
+    if adapter is not None:
+        folder = Path(adapter).expanduser()
+        if not (folder / "adapter_config.json").is_file():
+            raise ConfigError(f"adapter {adapter} has no adapter_config.json: give the folder "
+                              "a LoRA training run wrote")
+        files += sorted(p for p in folder.iterdir() if p.is_file() and p.name.startswith("adapter"))
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
 
 
 def _from_pretrained_kwargs(model: str | None) -> tuple[str, dict[str, Any]]:
@@ -139,3 +181,12 @@ def _apply_adapter(lm: Any, adapter: str) -> Any:
             f"adapter {adapter} does not fit this base model ({str(exc).splitlines()[0]}); "
             "load it on the base model it was trained on"
         ) from exc
+
+
+def export_merged(model: str | None, adapter: str | None, folder: Path) -> None:
+    """Write a plain transformers folder (safetensors + tokenizer) of `model` with `adapter`'s
+    LoRA weights merged in: what converters for other runtimes read."""
+    tokenizer, lm = load_causal_lm(model, adapter=adapter)
+    if adapter is not None:
+        lm = lm.merge_and_unload()
+    save_plain(tokenizer, lm, folder)

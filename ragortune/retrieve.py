@@ -73,6 +73,7 @@ def search(kb: KnowledgeBase, query: str, k: int = 5, mode: str = "hybrid",
 def search_store(store: VectorStore, query: str, query_vector: np.ndarray, k: int = 5,
                  mode: str = "hybrid", min_score: float | None = None) -> list[Hit]:
     """The same search over a store directly (the request is checked by `search`)."""
+    cosines: dict[str, float] | None = None
     if mode == "dense":
         found = store.dense_search(query_vector, k)
         scored = [(chunk, chunk.score) for chunk in found]
@@ -81,8 +82,12 @@ def search_store(store: VectorStore, query: str, query_vector: np.ndarray, k: in
         scored = [(chunk, chunk.score) for chunk in found]
     else:
         depth = max(2 * k, 50)
-        dense = store.dense_search(query_vector, depth)
-        lexical = store.text_search(query, depth)
+        one_trip = getattr(store, "hybrid_candidates", None)  # PostgreSQL: one round trip
+        if one_trip is not None:
+            dense, lexical, cosines = one_trip(query, query_vector, depth)
+        else:
+            dense = store.dense_search(query_vector, depth)
+            lexical = store.text_search(query, depth)
         by_id = {chunk.chunk_id: chunk for chunk in dense + lexical}
         fused = convex_fusion([[(c.chunk_id, c.score) for c in dense],
                                [(c.chunk_id, c.score) for c in lexical]],
@@ -92,8 +97,12 @@ def search_store(store: VectorStore, query: str, query_vector: np.ndarray, k: in
     if not scored:
         return []
     chunks = [chunk for chunk, _ in scored]
-    similarities = (np.array([c.score for c in chunks]) if mode == "dense"
-                    else store.similarities(query_vector, [c.chunk_id for c in chunks]))
+    if mode == "dense":
+        similarities = np.array([c.score for c in chunks])
+    elif cosines is not None:
+        similarities = np.array([cosines[c.chunk_id] for c in chunks])
+    else:
+        similarities = store.similarities(query_vector, [c.chunk_id for c in chunks])
     hits = [_hit(chunk, score, float(sim)) for (chunk, score), sim in zip(scored, similarities)]
     if min_score is not None:
         hits = [hit for hit in hits if hit.similarity >= min_score]

@@ -194,9 +194,9 @@ def create_app(kb_path: str | Path, llm_spec: str | None = "smollm2", token: str
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        manifest = kb.load_manifest()
-        return {"status": "ok", "version": __version__, "store_version": manifest.version,
-                "chunks": manifest.chunk_count, "llm": model.name}
+        summary = kb.summary()  # a count query on PostgreSQL, not every manifest row
+        return {"status": "ok", "version": __version__, "store_version": summary["store_version"],
+                "chunks": summary["chunks"], "llm": model.name}
 
     @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)
     def openapi() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ragortune.cli.app import JSON_OPTION, app, console, emit_json, err_console
+from ragortune.cli.kb import STORE_OPTION
 from ragortune.config import load_settings
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def ask(
     question: str | None = typer.Argument(None, help="The question."),
     questions: Path | None = ASK_QUESTIONS_OPTION,
     kb: str | None = KB_OPTION,
+    store: str | None = STORE_OPTION,
     llm: str | None = LLM_OPTION,
     k: int | None = K_OPTION,
     mode: str | None = MODE_OPTION,
@@ -59,10 +61,11 @@ def ask(
 
     if (question is None) == (questions is None):
         raise InputError("give either a QUESTION or --questions FILE")
-    settings = load_settings({"kb": kb, "llm": llm, "k": k, "mode": mode, "min_score": min_score})
+    settings = load_settings({"kb": kb, "store_url": store, "llm": llm, "k": k, "mode": mode,
+                              "min_score": min_score})
     batch = (read_questions(questions) if questions is not None
              else [Question("1", question or "")])
-    base = open_kb(settings.kb)
+    base = open_kb(settings.kb, store=settings.store_url)
     model = None
     results = []
     for item in batch:
@@ -129,6 +132,7 @@ def _print_answer(answer: Answer, item: Question | None = None) -> None:
 def calibrate(
     questions: Path = CALIBRATE_QUESTIONS_OPTION,
     kb: str | None = KB_OPTION,
+    store: str | None = STORE_OPTION,
     k: int | None = K_OPTION,
     mode: str | None = MODE_OPTION,
     save: bool = typer.Option(False, "--save", help="Write the threshold to the KB's settings "
@@ -140,9 +144,9 @@ def calibrate(
     from ragortune.questions import read_questions
     from ragortune.rag.calibrate import calibrate as run_calibration
 
-    settings = load_settings({"kb": kb, "k": k, "mode": mode})
+    settings = load_settings({"kb": kb, "store_url": store, "k": k, "mode": mode})
     labelled = read_questions(questions, require_answers=True)
-    base = open_kb(settings.kb)
+    base = open_kb(settings.kb, store=settings.store_url)
     result = run_calibration(base, labelled, k=_context_k(settings), mode=settings.mode)
     if save:
         base.settings.min_score = round(result.threshold, 4)
@@ -161,7 +165,8 @@ def calibrate(
                       f"{op.f1:.2f}", f"{op.answered_recall:.2f}", str(op.abstained))
     console.print(table)
     if save:
-        console.print(f"saved min_score = {base.settings.min_score} to {base.path / 'kb.json'}")
+        where = base.path / "kb.json" if isinstance(base.path, Path) else "the KB's settings"
+        console.print(f"saved min_score = {base.settings.min_score} to {where}", markup=False)
     else:
         console.print("add --save to store this threshold in the knowledge base")
 
@@ -169,6 +174,7 @@ def calibrate(
 @app.command()
 def serve(
     kb: str | None = KB_OPTION,
+    store: str | None = STORE_OPTION,
     llm: str | None = LLM_OPTION,
     host: str = typer.Option("127.0.0.1", help="Address to bind; off loopback a token is required."),
     port: int = typer.Option(8000, help="TCP port."),
@@ -184,10 +190,12 @@ def serve(
 
     from ragortune.server import check_bind, create_app
 
-    settings = load_settings({"kb": kb, "llm": llm, "k": k, "mode": mode})
+    settings = load_settings({"kb": kb, "store_url": store, "llm": llm, "k": k, "mode": mode})
     check_bind(host, token)  # before any model loads: a refused start should be instant
     err_console.print(f"loading knowledge base {settings.kb} and LLM {settings.llm} …")
-    application = create_app(settings.kb, settings.llm, token, k=_context_k(settings),
+    # --store names the database; the KB named --kb lives in it (the locator `URL#name`)
+    locator = f"{settings.store_url}#{settings.kb}" if settings.store_url else settings.kb
+    application = create_app(locator, settings.llm, token, k=_context_k(settings),
                              mode=settings.mode, max_tokens=max_tokens)
     err_console.print(f"serving on http://{host}:{port} (OpenAI base URL http://{host}:{port}/v1)"
                       + (", bearer token required" if token else ""))

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from ragortune.cli.app import JSON_OPTION, app, console, emit_json, show_progress
+from ragortune.cli.app import JSON_OPTION, app, console, emit_json, err_console, show_progress
 
 
 @app.command("compare")
@@ -44,9 +44,9 @@ def compare_command(
                         questions_v2=questions_v2, paraphrases=paraphrases, scenario=scenario,
                         arms=tuple(a.strip() for a in arms.split(",") if a.strip()), llm=llm,
                         embedder=embedder, synth_questions=synth_questions, train=recipe)
-    lines = StageLines(enabled=show_progress(json_output))
+    lines = StageLines(enabled=not json_output, live=show_progress(json_output))
     result = run_compare(cfg, on_event=lines.event, on_progress=lines.progress)
-    files = _write_report(out)
+    files = {name: str(path) for name, path in result.files.items()}
     if json_output:
         emit_json({"out": str(out), "decision": result.decision, "stages": result.stages,
                    "evidence": str(result.evidence), "files": files})
@@ -55,10 +55,11 @@ def compare_command(
 
 
 class StageLines:
-    """One line per stage on stderr: what runs, its progress with an ETA, how long it took."""
+    """One line per stage on stderr: what runs, how long it took; at a terminal also its
+    progress with an ETA."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
+    def __init__(self, enabled: bool, live: bool) -> None:
+        self.enabled, self.live = enabled, live
         self.started: dict[str, float] = {}
 
     def event(self, stage: str, what: str, seconds: float, note: str) -> None:
@@ -66,27 +67,19 @@ class StageLines:
             return
         if what == "start":
             self.started[stage] = time.perf_counter()
-            console.print(f"▸ {stage} …", highlight=False, markup=False)
+            err_console.print(f"▸ {stage} …", highlight=False, markup=False)
         else:
             extra = f"  ({note})" if note else ""
             label = "reused" if what == "cached" else f"done in {seconds:.1f} s"
-            console.print(f"  {stage}: {label}{extra}", highlight=False, markup=False)
+            err_console.print(f"  {stage}: {label}{extra}", highlight=False, markup=False)
 
     def progress(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled or total <= 0:
+        if not self.live or total <= 0:
             return
         elapsed = time.perf_counter() - self.started.get(stage, time.perf_counter())
         eta = elapsed / done * (total - done) if done else 0.0
-        console.print(f"  {stage}: {done}/{total}, ETA {eta:.0f} s", highlight=False,
-                      markup=False, end="\r" if done < total else "\n")
-
-
-def _write_report(out: Path) -> dict[str, str]:
-    try:
-        from ragortune.report import write_report
-    except ImportError:  # the report module lands separately
-        return {"evidence": str(out / "evidence.json")}
-    return {key: str(value) for key, value in write_report(out).items()}
+        err_console.print(f"  {stage}: {done}/{total}, ETA {eta:.0f} s ", highlight=False,
+                          markup=False, end="\r" if done < total else "\n")
 
 
 def _print_verdict(decision: dict[str, Any] | None, files: dict[str, str]) -> None:

@@ -58,7 +58,8 @@ def retrieval_command(
     from ragortune.config import load_settings
     from ragortune.documents.chunk import check_sizes
     from ragortune.evaluate.datasets import load_dataset
-    from ragortune.evaluate.evidence import dataset_info, update_evidence, write_csv
+    from ragortune.evaluate.evidence import dataset_info, run_id, update_evidence, write_csv
+    from ragortune.evaluate.heldout import choose_out_of_sample, retrieval_figures
     from ragortune.evaluate.retrieval import (
         SELECT_BY,
         best_of,
@@ -104,8 +105,21 @@ def retrieval_command(
                 if progress else None)
             runs.append({"config": config, "kb": base, "index": report, "result": result})
 
-    chosen = runs[best_of([r["result"] for r in runs])]
+    # A sweep picks its configuration on one half of the queries and is reported on the
+    # other, so the chosen figure is not flattered by the choice; without a sweep, all count.
+    ids = list(runs[0]["result"].metrics.query_ids)
+    keep, split_name, tuned_on = None, "all", None
+    if len(runs) > 1:
+        best, tuned_on, keep = choose_out_of_sample(
+            [r["result"].metrics.per_query for r in runs], ids, SELECT_BY)
+        split_name = "held-out"
+    else:
+        best = best_of([r["result"] for r in runs])
+    chosen = runs[best]
     result, base, report = chosen["result"], chosen["kb"], chosen["index"]
+    rid = run_id("retrieval", started_at)
+    figures = retrieval_figures(result.metrics.per_query, ids, keep=keep, split=split_name,
+                                run=rid, dataset=info["hash"])
     rows = result.rows(data)
     files = {"per_query_csv": str(write_csv(out_dir / "retrieval.csv", rows))}
     sweep_table = None
@@ -115,9 +129,12 @@ def retrieval_command(
         files["sweep_csv"] = str(write_csv(out_dir / "retrieval-sweep.csv", sweep_table))
     status = base.status()
     run = {
+        "run_id": rid,
         "started_at": started_at,
         "settings": {**chosen["config"], **result.settings, "split": split},
-        "selected_by": f"best {SELECT_BY} of the sweep" if len(runs) > 1 else None,
+        "selected_by": (f"best {SELECT_BY} of the sweep on {len(tuned_on)} of {len(ids)} "
+                        f"queries (seeded half); evidence reports the other {len(keep)}"
+                        if tuned_on is not None and keep is not None else None),
         "models": {"embedder": status["embedder"], "dimension": status["dimension"]},
         "kb": {key: status[key] for key in ("kb", "documents", "chunks", "chunk_size",
                                             "chunk_overlap", "store_version", "size_bytes")},
@@ -133,7 +150,7 @@ def retrieval_command(
         "files": files,
         "warnings": data.warnings,
     }
-    evidence = update_evidence(out_dir, {"retrieval": result.means(), "run": run,
+    evidence = update_evidence(out_dir, {"retrieval": figures, "run": run,
                                          "sweep": sweep_table}, "retrieval", dataset=info)
     files["evidence"] = str(evidence)
 
@@ -141,6 +158,7 @@ def retrieval_command(
         emit_json({"dataset": info, "settings": run["settings"], "metrics": result.means(),
                    "latency_ms": run["latency_ms"], "index": run["index"], "kb": run["kb"],
                    "timings_s": run["timings_s"], "files": files, "warnings": data.warnings,
+                   "figures": figures,
                    "sweep": sweep_table, "queries": rows})
         return
     _print_retrieval(info, run, result.means(), sweep_table)

@@ -133,8 +133,16 @@ def answers_command(
     from ragortune.evaluate.evidence import (
         dataset_info,
         questions_info,
+        run_id,
         update_evidence,
         write_csv,
+    )
+    from ragortune.evaluate.heldout import (
+        adapter_training,
+        compare_arms,
+        evidence_arm,
+        gate_for,
+        score_arms,
     )
     from ragortune.evaluate.retrieval import index_dataset, open_eval_kb
     from ragortune.io import utc_now
@@ -175,11 +183,25 @@ def answers_command(
     summary = summarise(rows)
     for arm in chosen:
         summary[arm.name]["model"] = {"llm": settings.llm, "adapter": arm.adapter}
+    tuned = {arm.name for arm in chosen if arm.adapter is not None}
+    scores = score_arms(rows, {a.name: adapter_training(a.adapter) for a in chosen if a.adapter},
+                        tuned)
+    comparisons = [c.to_json() for c in compare_arms(rows, scores)]
+    threshold = min_score if min_score is not None else (base.settings.min_score if base else None)
+    gate = gate_for(base, questions, k=settings.k, mode=settings.mode) \
+        if base is not None and threshold is not None else None
     info = (dataset_info(data) if data is not None
             else questions_info(questions_file, len(queries), base))
+    rid = run_id("answers", started_at)
+    figures = {arm.name: evidence_arm(scores[arm.name], summary[arm.name], run=rid,
+                                      dataset=info["hash"],
+                                      gate=gate if arm.retrieval else None) for arm in chosen}
     out_dir = out if out is not None else work / info["name"]
-    files = {"answers_csv": str(write_csv(out_dir / "answers.csv", [r.row() for r in rows]))}
+    csv_rows = [{**r.row(), "exposure": scores[r.arm].exposure.get(r.query_id, "")}
+                for r in rows]
+    files = {"answers_csv": str(write_csv(out_dir / "answers.csv", csv_rows))}
     run = {
+        "run_id": rid,
         "started_at": started_at,
         "settings": {"arms": [a.name for a in chosen], "llm": settings.llm,
                      "adapter": str(adapter) if adapter else None, "k": settings.k,
@@ -193,13 +215,17 @@ def answers_command(
         "questions": len(questions),
         "files": files,
     }
-    files["evidence"] = str(update_evidence(out_dir, {"arms": summary, "run": run}, "answers",
-                                            dataset=info))
+    files["evidence"] = str(update_evidence(
+        out_dir, {"arms": figures, "comparisons": comparisons, "run": run}, "answers",
+        dataset=info))
     if json_output:
         emit_json({"dataset": info, "settings": run["settings"], "arms": summary,
-                   "files": files, "answers": [r.row() for r in rows]})
+                   "figures": figures, "comparisons": comparisons, "files": files,
+                   "answers": csv_rows})
         return
     _arm_table(f"{info['name']}: {len(questions)} labelled questions", summary)
+    _figure_table(figures)
+    _comparison_lines(comparisons)
     for name, path in files.items():
         console.print(f"{name.replace('_', ' ')}: {path}", highlight=False)
 
@@ -244,8 +270,20 @@ def update_command(
 ) -> None:
     """Answer on v1, sync v2 incrementally, answer again: new facts, stale answers, cost."""
     from ragortune.errors import InputError
-    from ragortune.evaluate.arms import labelled_questions, parse_arms
-    from ragortune.evaluate.evidence import file_sha256, update_evidence, write_csv
+    from ragortune.evaluate.arms import labelled_questions, parse_arms, summarise
+    from ragortune.evaluate.evidence import (
+        file_sha256,
+        run_id,
+        update_evidence,
+        update_info,
+        write_csv,
+    )
+    from ragortune.evaluate.heldout import (
+        adapter_training,
+        compare_arms,
+        evidence_arm,
+        score_arms,
+    )
     from ragortune.evaluate.update import evidence_arms, retrainer, run_update
     from ragortune.io import utc_now
     from ragortune.kb import open_kb
@@ -279,11 +317,24 @@ def update_command(
             if retrain else None,
             load=_loader(settings.llm), on_progress=_answer_progress(progress))
     per_arm = result.per_arm(chosen, q2)
+    info = update_info(questions_v1, questions_v2, v1, v2)
+    rid = run_id("update", started_at)
+    # v2 figures: a retrained arm is scored against the record of the adapter it now runs
+    adapter_v2 = result.retraining.adapter if result.retraining else None
+    records = {a.name: adapter_training(adapter_v2 or a.adapter) for a in chosen if a.adapter}
+    scores = score_arms(result.after, records, set(records))
+    comparisons = [c.to_json() for c in compare_arms(result.after, scores)]
+    summary_v2 = summarise(result.after)
+    stale = evidence_arms(per_arm, run=rid, dataset=info["hash"])
+    figures = {a.name: {**evidence_arm(scores[a.name], summary_v2[a.name], run=rid,
+                                       dataset=info["hash"]), **stale.get(a.name, {})}
+               for a in chosen}
     out_dir = out if out is not None else root
     rows = ([{"version": "v1", **r.row()} for r in result.before]
             + [{"version": "v2", **r.row()} for r in result.not_retrained + result.after])
     files = {"answers_csv": str(write_csv(out_dir / "update-answers.csv", rows))}
     update = {
+        "run_id": rid,
         "started_at": started_at,
         "data": {"v1": str(v1.resolve()), "v2": str(v2.resolve()),
                  "questions_v1": {"path": str(questions_v1), "sha256": file_sha256(questions_v1)},
@@ -300,15 +351,48 @@ def update_command(
         "retraining": result.retraining.cost if result.retraining else None,
         "arms": per_arm,
         "summary": result.summaries(),
+        "figures": figures,
+        "comparisons": comparisons,
         "timings_s": {"total": round(time.perf_counter() - started, 3)},
         "files": files,
     }
-    files["evidence"] = str(update_evidence(out_dir, {"update": update,
-                                                      "arms": evidence_arms(per_arm)}, "update"))
+    files["evidence"] = str(update_evidence(
+        out_dir, {"update": update, "arms": figures, "comparisons": comparisons}, "update",
+        dataset=info))
     if json_output:
         emit_json({**update, "answers": rows})
         return
     _print_update(update)
+
+
+def _ci(fig: dict[str, Any] | None) -> str:
+    if not fig or fig.get("value") is None:
+        return "-"
+    return f"{fig['value']:.2f} [{fig['low']:.2f}, {fig['high']:.2f}] n={fig['n']}"
+
+
+def _figure_table(figures: dict[str, dict[str, Any]]) -> None:
+    """Accuracy on what each arm never trained on, beside what it did, with 95% intervals."""
+    table = Table(title="accuracy with 95% intervals (fine-tuned arms: unseen questions only)")
+    for column in ("arm", "accuracy", "seen (not counted)", "unseen phrasing", "unseen fact",
+                   "abstention recall"):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for arm, f in figures.items():
+        ab = f.get("abstention") or {}
+        table.add_row(arm, _ci(f["accuracy"]), _ci(f["accuracy_seen"]),
+                      _ci(f["accuracy_unseen_phrasing"]), _ci(f["accuracy_unseen_fact"]),
+                      _ci(ab.get("recall")) + (" (cv)" if "k" in ab else ""))
+    console.print(table)
+    for arm, f in figures.items():
+        if f.get("note"):
+            console.print(f"{arm}: {f['note']}", markup=False, highlight=False)
+
+
+def _comparison_lines(comparisons: list[dict[str, Any]]) -> None:
+    for c in comparisons:
+        console.print(f"{c['a']} vs {c['b']}: {c['diff']:+.2f} [{c['low']:+.2f}, "
+                      f"{c['high']:+.2f}], McNemar p={c['p_value']:.3f} (Holm {c['p_holm']:.3f})"
+                      f": {c['verdict']}", markup=False, highlight=False)
 
 
 def _print_update(update: dict[str, Any]) -> None:
@@ -318,7 +402,8 @@ def _print_update(update: dict[str, Any]) -> None:
         n = next(iter(summary.values()))["questions"] if summary else 0
         _arm_table(f"{version}: {n} labelled questions", summary)
     table = Table(title=f"knowledge update: {update['new_facts']} new facts")
-    for column in ("arm", "accuracy v1", "accuracy v2", "new facts", "stale", "update cost"):
+    for column in ("arm", "accuracy v1", "accuracy v2", "new facts", "stale (changed)",
+                   "stale (withdrawn)", "update cost"):
         table.add_column(column, justify="left" if column in ("arm", "update cost") else "right")
     for arm, v in update["arms"].items():
         cost = v["update_cost"]
@@ -330,9 +415,13 @@ def _print_update(update: dict[str, Any]) -> None:
         if cost["estimated"]:
             what += " (est.)"
         table.add_row(arm, *("-" if v[key] is None else f"{v[key]:.3f}" for key in
-                             ("accuracy_v1", "accuracy_v2", "new_fact_accuracy", "stale_rate")),
+                             ("accuracy_v1", "accuracy_v2")),
+                      _ci(v["new_fact_accuracy"]), _ci(v["stale_rate_changed"]),
+                      _ci(v["stale_rate_withdrawn"]),
                       f"{what}" + (f", {seconds:.1f} s" if seconds else ""))
     console.print(table)
+    _figure_table(update["figures"])
+    _comparison_lines(update["comparisons"])
     console.print(f"re-index (v2 by incremental sync): {idx['documents']['updated']} updated, "
                   f"{idx['documents']['added']} added, {idx['documents']['deleted']} deleted, "
                   f"{idx['documents']['unchanged']} unchanged; {idx['chunks_embedded']} chunks "

@@ -28,13 +28,18 @@ def ingest(
     chunk_size: Optional[int] = typer.Option(None, help="Tokens per chunk (default 240)."),
     chunk_overlap: Optional[int] = typer.Option(None, help="Tokens shared by neighbours (default 30)."),
     batch_size: int = typer.Option(1024, help="Chunks per commit; a killed run loses at most one batch."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", metavar="ADDRESS", help="Load, chunk and embed on Ray: 'local' starts "
+        "Ray here, 'auto' or ray://host:10001 joins a cluster (needs ragortune[scale])."),
+    workers: int = typer.Option(2, help="With --ray: embedder actors (one GPU each if any)."),
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Add, update and delete documents so the KB matches PATHS; only changed text is embedded."""
     from ragortune.documents.chunk import check_sizes
     from ragortune.documents.loaders import check_sources
-    from ragortune.kb.sync import sync
     from ragortune.kb import open_kb
+    from ragortune.kb.ray_engine import RayEngine
+    from ragortune.kb.sync import sync
 
     settings = load_settings({"kb": kb, "store_url": store, "embedder": embedder,
                               "chunk_size": chunk_size, "chunk_overlap": chunk_overlap})
@@ -45,16 +50,17 @@ def ingest(
                    embedder=settings.embedder if "embedder" in given else None,
                    chunk_size=settings.chunk_size if "chunk_size" in given else None,
                    chunk_overlap=settings.chunk_overlap if "chunk_overlap" in given else None)
+    engine = RayEngine(ray, workers) if ray else None
     if show_progress(json_output):
         columns = (TextColumn("ingest"), BarColumn(), TextColumn("{task.completed}/{task.total} documents"),
                    TextColumn("{task.fields[chunks]} chunks embedded"), TimeElapsedColumn(),
                    TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("ingest", total=None, chunks=0)
-            report = sync(base, paths, batch_chunks=batch_size, on_progress=lambda done, total, chunks: progress.update(
+            report = sync(base, paths, batch_chunks=batch_size, engine=engine, on_progress=lambda done, total, chunks: progress.update(
                 task, completed=done, total=total, chunks=chunks))
     else:
-        report = sync(base, paths, batch_chunks=batch_size)
+        report = sync(base, paths, batch_chunks=batch_size, engine=engine)
     if json_output:
         emit_json(report.to_json())
         return

@@ -2,8 +2,9 @@
 
 The documents are staged in one working folder, so v2 replaces v1 at the same paths and the
 sync sees edits, additions and deletions as a user's KB would. Per arm it reports accuracy
-on the new facts, the stale-answer rate (answers that still give the v1 value) and what the
-update cost: the re-index for retrieval arms; for fine-tuned ones the retraining, measured
+on the new facts, the stale-answer rate (answers that still give the v1 value: of a changed
+fact, or of a withdrawn one, whose v2 answer is to decline) with n and a 95% interval, and
+what the update cost: the re-index for retrieval arms; for fine-tuned ones the retraining, measured
 when the caller retrains (`retrain`: the v2 answers then come from the new adapter), else
 estimated from the adapter's own training record (`ragortune_train.json`) while the arm
 answers v2 with its v1 adapter; nothing for the base model, which cannot learn the change.
@@ -21,11 +22,14 @@ from typing import Any
 
 from ragortune.errors import InputError
 from ragortune.evaluate.arms import AnswerProgress, Arm, ArmAnswer, run_arms, summarise
+from ragortune.evaluate.heldout import adapter_training
+from ragortune.evaluate.stats import Estimate, proportion
 from ragortune.generate.llm import LLM
-from ragortune.judge import matches_gold, normalize_answer
+from ragortune.judge import is_abstention, matches_gold, normalize_answer
 from ragortune.kb import KnowledgeBase
 from ragortune.kb.sync import SyncReport, sync
 from ragortune.questions import Question
+from ragortune.tune.trained import SEEN, TrainedOn
 
 TRAIN_RECORD = "ragortune_train.json"
 
@@ -42,26 +46,38 @@ def stage(source: Path, docs: Path) -> None:
 
 
 def changed_facts(v1: Sequence[Question], v2: Sequence[Question]) -> dict[str, tuple[str, ...]]:
-    """v2 questions whose gold answers are new: absent from v1, or with other answers there.
+    """v2 questions whose gold answers are new: absent from v1, other answers there, or
+    withdrawn (answered in v1, unanswerable in v2: the right v2 answer is to decline).
 
     Returns, per such question id, the v1 answers (empty when the question is new)."""
     old = {q.id: q for q in v1}
     out = {}
     for q in v2:
-        if not q.answers:
+        if q.answers is None:
             continue
         before = old.get(q.id)
         before_answers = before.answers if before is not None and before.answers else ()
+        if not q.answers and not before_answers:
+            continue  # unanswerable in both: nothing changed
         if {normalize_answer(a) for a in before_answers} != {
                 normalize_answer(a) for a in q.answers}:
             out[q.id] = before_answers
     return out
 
 
+def withdrawn_facts(v1: Sequence[Question], v2: Sequence[Question]) -> set[str]:
+    """Questions answered in v1 whose fact v2 withdrew (`answers: []` in v2)."""
+    old = {q.id: q for q in v1}
+    return {q.id for q in v2 if q.answers == () and old.get(q.id) is not None
+            and old[q.id].answers}
+
+
 def is_stale(answer: ArmAnswer, v1_answers: Sequence[str], v2_answers: Sequence[str]) -> bool:
-    """Still gives the v1 value and not the v2 one."""
-    return (bool(v1_answers) and matches_gold(answer.answer, v1_answers)
-            and not matches_gold(answer.answer, v2_answers))
+    """Still gives the v1 value and not the v2 one (for a withdrawn fact, v2 has none: any
+    answer stating the v1 value is stale, declining is right)."""
+    return (bool(v1_answers) and not answer.abstained
+            and matches_gold(answer.answer, v1_answers)
+            and not (v2_answers and matches_gold(answer.answer, v2_answers)))
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,7 @@ class UpdateResult:
     index_v2_cpu_seconds: float | None = None
     retraining: Retraining | None = None
     not_retrained: list[ArmAnswer] = field(default_factory=list)
+    withdrawn: frozenset[str] = frozenset()  # changed facts that v2 withdrew
 
     def summaries(self) -> dict[str, dict[str, Any]]:
         """The `eval answers` summary per arm, for v1 and for v2 (`@v1` arms: their new
@@ -181,49 +198,87 @@ class UpdateResult:
                 cost = ({"kind": "reindex+retrain", "estimated": retrain["estimated"],
                          "seconds": _sum(cost["seconds"], retrain["seconds"]),
                          "reindex": cost, "retrain": retrain} if arm.retrieval else retrain)
-            out[arm.name] = {**self._facts(arm.name, gold, before, after),
+            trained_v1 = adapter_training(arm.adapter)
+            trained_v2 = adapter_training(adapter_v2) if adapter_v2 != arm.adapter else trained_v1
+            out[arm.name] = {**self._facts(arm.name, gold, before, after, trained=trained_v2),
                              "adapter_v1": arm.adapter, "adapter_v2": adapter_v2,
                              "update_cost": cost}
             if arm.adapter is not None and self.not_retrained:
                 name = arm.name + NOT_RETRAINED
                 kept = {"kind": "none", "estimated": False, "seconds": 0, "tokens": 0,
                         "note": "the v1 adapter, not retrained"}
-                out[name] = {**self._facts(name, gold, before, after, v1_name=arm.name),
+                out[name] = {**self._facts(name, gold, before, after, v1_name=arm.name,
+                                           trained=trained_v1),
                              "adapter_v1": arm.adapter, "adapter_v2": arm.adapter,
                              "update_cost": self.reindex_cost() if arm.retrieval else kept}
         return out
 
     def _facts(self, name: str, gold: Mapping[str, Sequence[str]], before: Mapping[str, Any],
-               after: Mapping[str, Any], v1_name: str | None = None) -> dict[str, Any]:
+               after: Mapping[str, Any], v1_name: str | None = None,
+               trained: TrainedOn | None = None) -> dict[str, Any]:
+        """Accuracy and staleness on the changed facts, each {value, n, low, high}; `trained`
+        (the adapter's record) keeps questions it was trained on, with their v2 answer, out of
+        `new_fact_accuracy`."""
         rows = [a for a in self.after + self.not_retrained
                 if a.arm == name and a.query_id in self.changed]
-        stale = [is_stale(a, self.changed[a.query_id], gold[a.query_id]) for a in rows
-                 if self.changed[a.query_id]]
+        seen = [a.query_id for a in rows if _trained_on(trained, a, gold[a.query_id])]
+        counted = [a for a in rows if a.query_id not in seen]
+        stale = {a.query_id: is_stale(a, self.changed[a.query_id], gold[a.query_id])
+                 for a in rows if self.changed[a.query_id]}
+        withdrawn = [q for q in stale if q in self.withdrawn]
+        changed = [q for q in stale if q not in self.withdrawn]
         return {"accuracy_v1": before[v1_name or name]["accuracy"],
                 # a `@v1` arm is asked the new facts only: no accuracy over all of v2
                 "accuracy_v2": after[name]["accuracy"] if v1_name is None else None,
-                "new_fact_accuracy": (sum(bool(a.correct) for a in rows) / len(rows)
-                                      if rows else None),
-                "stale_rate": sum(stale) / len(stale) if stale else None,
-                "new_facts": len(rows)}
+                "new_fact_accuracy": _est(proportion([bool(a.correct) for a in counted])),
+                "stale_rate": _est(proportion(list(stale.values()))),
+                "stale_rate_changed": _est(proportion([stale[q] for q in changed])),
+                "stale_rate_withdrawn": _est(proportion([stale[q] for q in withdrawn])),
+                "new_facts": len(rows), "seen_new_facts": len(seen)}
 
 
-def evidence_arms(per_arm: Mapping[str, Any]) -> dict[str, Any]:
-    """Stale rate and new-fact accuracy per arm for evidence.json (`UpdateResult.per_arm` in).
+def _trained_on(trained: TrainedOn | None, answer: ArmAnswer, gold: Sequence[str]) -> bool:
+    """Whether the adapter was trained on this very phrasing with its v2 answer (the v1 answer
+    to a changed fact is not the new fact: asking it measures staleness, not memory)."""
+    if trained is None or trained.exposure(answer.query_id, answer.question) != SEEN:
+        return False
+    taught = (trained.answers or {}).get(answer.query_id, "")
+    return matches_gold(taught, gold) if gold else is_abstention(taught)
+
+
+def _est(e: Estimate) -> dict[str, Any] | None:
+    """An estimate as plain JSON; no questions -> None (no figure)."""
+    if e.n == 0:
+        return None
+    return {"value": round(e.value, 6), "n": e.n, "low": round(e.low, 6),
+            "high": round(e.high, 6), "method": e.method}
+
+
+FACT_FIGURES = ("stale_rate", "stale_rate_changed", "stale_rate_withdrawn", "new_fact_accuracy")
+
+
+def evidence_arms(per_arm: Mapping[str, Any], *, run: str, dataset: str) -> dict[str, Any]:
+    """Stale rates and new-fact accuracy per arm for evidence.json (`UpdateResult.per_arm`
+    in), as figures carrying `run` and the `dataset` hash; every one is held out by
+    construction (the v2 facts were not in the v1 data, and a retrained arm's training
+    questions are left out).
 
     A retrained arm's `stale_rate` is the one before its retraining (`ft@v1`): what users get
     between a knowledge update and the next training run, which is what the decision weighs;
     the retrained figures and the measured cost go under `retrained`."""
+    def figures(v: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: ({**v[key], "split": "held-out", "run_id": run, "dataset": dataset}
+                      if v.get(key) else None) for key in FACT_FIGURES}
+
     out = {}
     for arm, v in per_arm.items():
         if arm.endswith(NOT_RETRAINED):
             continue
-        entry = {"stale_rate": v["stale_rate"], "new_fact_accuracy": v["new_fact_accuracy"]}
+        entry = figures(v)
         old = per_arm.get(arm + NOT_RETRAINED)
         if old is not None:
             cost = v["update_cost"].get("retrain", v["update_cost"])
-            entry = {"stale_rate": old["stale_rate"],
-                     "new_fact_accuracy": old["new_fact_accuracy"],
+            entry = {**figures(old),
                      "retrained": {**entry, **{k: cost.get(k) for k in
                                                ("seconds", "cpu_seconds", "tokens")}}}
         out[arm] = entry
@@ -268,4 +323,4 @@ def run_update(kb: KnowledgeBase, docs: Path, v1: Path, v2: Path, questions_v1: 
     after = run_arms(arms, questions_v2, kb, **options)
     return UpdateResult(before, after, index_v1, index_v2,
                         changed_facts(questions_v1, questions_v2), index_cpu, retraining,
-                        not_retrained)
+                        not_retrained, frozenset(withdrawn_facts(questions_v1, questions_v2)))

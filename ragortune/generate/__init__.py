@@ -1,6 +1,10 @@
 """Generators behind one `LLM` protocol, picked by a spec string (the `llm` setting):
-  `smollm2`                      the shipped SmolLM2-135M-Instruct (default, offline)
-  `hf:<hub id | folder | .gguf>` any transformers causal LM, from the local cache or disk
+  `smollm2`                      the shipped SmolLM2-135M-Instruct (default, offline), run by
+                                 the fast backend: CTranslate2 int8, converted once and cached
+  `ct2:<hub id | folder | .gguf>` any transformers causal LM CTranslate2 converts, run the same way
+  `hf:<hub id | folder | .gguf>` any transformers causal LM run by transformers (fp32; slower,
+                                 loads anything transformers loads); `hf:smollm2` = shipped one;
+                                 `transformers:` is the same as `hf:`
   `llamacpp[:<file.gguf>]`       llama-cpp-python (optional extra); shipped SmolLM2 by default
   `openai:<model>`               any OpenAI-compatible endpoint (RAGORTUNE_LLM_BASE_URL,
                                  RAGORTUNE_LLM_API_KEY; OPENAI_API_KEY for OpenAI's own URL only)
@@ -13,7 +17,9 @@ import os
 from ragortune.errors import ConfigError
 from ragortune.generate.llm import LLM, Completion, Message
 
-SPEC_HELP = "use 'smollm2', 'hf:<model id or path>', 'llamacpp[:<file.gguf>]' or 'openai:<model>'"
+SPEC_HELP = ("use 'smollm2', 'ct2:<model id or path>', 'hf:<model id or path>', "
+             "'llamacpp[:<file.gguf>]' or 'openai:<model>'")
+TRANSFORMERS_KINDS = ("hf", "transformers")
 
 
 def load_llm(
@@ -23,13 +29,13 @@ def load_llm(
     """Build the backend a spec names; heavy models load here, once, and are passed around."""
     spec = (spec or "smollm2").strip()
     kind, _, arg = spec.partition(":")
-    if adapter is not None and kind not in ("smollm2", "hf"):
-        raise ConfigError(f"--adapter works with local transformers models, not '{spec}'")
-    if spec == "smollm2":
-        from ragortune.generate.local import LocalLLM
+    if adapter is not None and kind not in ("smollm2", "ct2", *TRANSFORMERS_KINDS):
+        raise ConfigError(f"--adapter works with local models (smollm2, ct2:, hf:), not '{spec}'")
+    if spec == "smollm2" or (kind == "ct2" and arg):
+        from ragortune.generate.ct2 import CT2LLM
 
-        return LocalLLM.load(None, adapter=adapter)
-    if kind == "hf" and arg:
+        return CT2LLM.load(arg or None, adapter=adapter)
+    if kind in TRANSFORMERS_KINDS and arg:
         from ragortune.generate.local import LocalLLM
 
         return LocalLLM.load(arg, adapter=adapter)

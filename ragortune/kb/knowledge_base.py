@@ -51,7 +51,11 @@ class Catalog(Protocol):
         """Make the writes so far and the manifest `documents` visible together."""
         ...
 
-    def reader(self, current: Manifest) -> tuple[VectorStore, Manifest]: ...
+    def reader(self, current: Manifest | None) -> tuple[VectorStore, Manifest | None]: ...
+
+    def summary(self) -> dict[str, Any]:
+        """documents, chunks, last_sync and store_version, without reading every manifest row."""
+        ...
 
     def size_bytes(self) -> int: ...
 
@@ -104,21 +108,34 @@ class FolderCatalog:
         manifest = Manifest(version, utc_now(), dict(documents))
         self.save_manifest(manifest)
         if final:
+            # readers already see the new rows (exact scan); past the size threshold the ANN
+            # index is built as one more version, and readers move to it when it is named
+            indexed = writer.build_index()
+            if indexed is not None:
+                manifest = Manifest(indexed, manifest.synced_at, manifest.documents)
+                self.save_manifest(manifest)
             writer.cleanup()
         return manifest
 
-    def reader(self, current: Manifest) -> tuple[LanceStore, Manifest]:
+    def reader(self, current: Manifest | None) -> tuple[LanceStore, Manifest]:
         """The store pinned at the manifest's version; re-pinned when a sync has committed.
         The manifest is re-read only when its file changed, so searches stay cheap."""
         stat = (self.path / MANIFEST_FILE).stat()
         if (stat.st_mtime_ns, stat.st_size, stat.st_ino) != self._manifest_stat:
             current = self.load_manifest()
             self._manifest_stat = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if current is None:
+            current = self.load_manifest()
         if self._reader is None or self._reader_version != current.version:
             self._reader = LanceStore(self.path / "store", self.dimension,
                                       read_version=current.version or None)
             self._reader_version = current.version
         return self._reader, current
+
+    def summary(self) -> dict[str, Any]:
+        manifest = self.load_manifest()
+        return {"documents": len(manifest.documents), "chunks": manifest.chunk_count,
+                "last_sync": manifest.synced_at, "store_version": manifest.version}
 
     def size_bytes(self) -> int:
         store = self.path / "store"
@@ -133,7 +150,14 @@ class KnowledgeBase:
         self._embedder = embedder
         self.catalog = catalog if catalog is not None else FolderCatalog(Path(path),
                                                                          settings.dimension)
-        self.manifest = self.load_manifest()
+        self._manifest: Manifest | None = None  # read on first use: a big KB's is not small
+
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest as of the last read (sync, search or first use)."""
+        if self._manifest is None:
+            self._manifest = self.load_manifest()
+        return self._manifest
 
     @property
     def embedder(self) -> Embedder:
@@ -153,11 +177,11 @@ class KnowledgeBase:
         return self.catalog.writing()
 
     def commit(self, writer: Any, documents: dict[str, dict[str, Any]], final: bool) -> None:
-        self.manifest = self.catalog.commit(writer, documents, final)
+        self._manifest = self.catalog.commit(writer, documents, final)
 
     def reader(self) -> VectorStore:
         """The store as of the last consistent state (what searches read)."""
-        store, self.manifest = self.catalog.reader(self.manifest)
+        store, self._manifest = self.catalog.reader(self._manifest)
         return store
 
     def chunks(self) -> list[StoredChunk]:
@@ -167,13 +191,19 @@ class KnowledgeBase:
     def embed_query(self, query: str) -> np.ndarray:
         return self.embedder.embed([query])[0]
 
+    def summary(self) -> dict[str, Any]:
+        """documents, chunks, last_sync and store_version now: cheap on every store (a count
+        query on PostgreSQL), for health checks."""
+        return self.catalog.summary()
+
     def status(self) -> dict[str, Any]:
-        return {"kb": _shown(self.path), "documents": len(self.manifest.documents),
-                "chunks": self.manifest.chunk_count, "embedder": self.settings.embedder,
+        summary = self.summary()
+        return {"kb": _shown(self.path), "documents": summary["documents"],
+                "chunks": summary["chunks"], "embedder": self.settings.embedder,
                 "dimension": self.settings.dimension, "chunk_size": self.settings.chunk_size,
                 "chunk_overlap": self.settings.chunk_overlap, "min_score": self.settings.min_score,
-                "size_bytes": self.catalog.size_bytes(), "last_sync": self.manifest.synced_at,
-                "store_version": self.manifest.version}
+                "size_bytes": self.catalog.size_bytes(), "last_sync": summary["last_sync"],
+                "store_version": summary["store_version"]}
 
 
 def _shown(path: Path | str) -> str:

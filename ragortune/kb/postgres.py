@@ -95,11 +95,22 @@ class PostgresCatalog:
             connection.autocommit = False
         return Manifest(int(version), synced_at, dict(documents))
 
-    def reader(self, current: Manifest) -> tuple[PostgresStore, Manifest]:
+    def reader(self, current: Manifest | None) -> tuple[PostgresStore, Manifest | None]:
         """One autocommit connection: every query sees the last committed sync."""
         if self._reader is None:
             self._reader = PostgresStore(connect(self.url), self.kb_id, self.dimension)
         return self._reader, current
+
+    def summary(self) -> dict[str, Any]:
+        """One aggregate query: the manifest rows are counted in the server, not fetched."""
+        with connect(self.url) as connection:
+            version, synced_at, documents, chunks = connection.execute(
+                f"SELECT k.version, k.synced_at, count(d.doc_key), "
+                f"coalesce(sum(jsonb_array_length(d.entry -> 'chunks')), 0) "
+                f"FROM {SCHEMA}.kbs k LEFT JOIN {SCHEMA}.documents d ON d.kb = k.id "
+                "WHERE k.id = %s GROUP BY k.id", [self.kb_id]).fetchone()
+        return {"documents": int(documents), "chunks": int(chunks), "last_sync": synced_at,
+                "store_version": int(version)}
 
     def size_bytes(self) -> int:
         with connect(self.url) as connection:

@@ -23,6 +23,7 @@ import numpy as np
 from ragortune.documents.chunk import Chunk, chunk_document
 from ragortune.documents.loaders import Document, Skipped, discover, load_file
 from ragortune.kb.knowledge_base import KnowledgeBase
+from ragortune.kb.ray_engine import Prepared, RayEngine
 from ragortune.store import SEARCH_TEXT
 from ragortune.documents.loaders import unreadable_roots
 
@@ -70,8 +71,9 @@ class _Batch:
 
 
 def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCallback | None = None,
-         batch_chunks: int = 1024) -> SyncReport:
-    """Bring the KB in line with the files under `paths`; returns what changed."""
+         batch_chunks: int = 1024, engine: RayEngine | None = None) -> SyncReport:
+    """Bring the KB in line with the files under `paths`; returns what changed. With `engine`
+    (kb/ray_engine.py), loading, chunking and embedding run on Ray; writing stays here."""
     started = time.perf_counter()
     roots = [Path(p).resolve() for p in paths]
     report = SyncReport()
@@ -83,17 +85,26 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
         report.skipped.extend(skipped)
         seen = {k for k, d in documents.items() if _under(d["source"], unreadable_roots(skipped))}
         loaded: list[Document] = []
-        for file in files:
+        prepared = Prepared()
+        if engine is not None:
+            prepared = engine.prepare(files, {k: d["hash"] for k, d in documents.items()},
+                                      known_hashes, kb.settings.embedder,
+                                      kb.settings.chunk_size, kb.settings.chunk_overlap)
+            loaded = prepared.documents
+        failed = list(prepared.skipped)
+        for file in files if engine is None else []:
             try:
                 loaded.extend(load_file(file))
-            except (OSError, ValueError) as exc:  # keep what it had: it may be back next time
-                report.skipped.append(Skipped(str(file), str(exc) or type(exc).__name__))
-                seen.update(k for k, d in documents.items() if d["source"] == str(file))
+            except (OSError, ValueError) as exc:
+                failed.append(Skipped(str(file), str(exc) or type(exc).__name__))
+        for skip in failed:  # keep what it had: it may be back next time
+            report.skipped.append(skip)
+            seen.update(k for k, d in documents.items() if d["source"] == skip.path)
         batch = _Batch()
         committed = False
 
         def commit(final: bool) -> None:
-            _write_batch(kb, writer, batch, documents, known_hashes, report)
+            _write_batch(kb, writer, batch, documents, known_hashes, report, prepared.vectors)
             kb.commit(writer, documents, final)
 
         for done, doc in enumerate(loaded, start=1):
@@ -107,8 +118,10 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
                 else:
                     report.updated += 1
                     batch.replaced.extend(cid for cid, _ in old["chunks"])
-                chunks = chunk_document(doc, kb.embedder.count_tokens, kb.settings.chunk_size,
-                                        kb.settings.chunk_overlap)
+                chunks = prepared.chunks.get(doc.key) if engine is not None else None
+                if chunks is None:
+                    chunks = chunk_document(doc, kb.embedder.count_tokens,
+                                            kb.settings.chunk_size, kb.settings.chunk_overlap)
                 batch.documents.append((doc, chunks))
                 batch.chunks += len(chunks)
                 if batch.chunks >= batch_chunks:
@@ -126,19 +139,27 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
 
 
 def _write_batch(kb: KnowledgeBase, writer: Any, batch: _Batch, documents: dict[str, dict],
-                 known_hashes: set[str], report: SyncReport) -> None:
-    """Embed what is new, write the rows, delete what they replace, update `documents`."""
+                 known_hashes: set[str], report: SyncReport,
+                 computed: dict[str, np.ndarray]) -> None:
+    """Embed what is new (unless an engine already did: `computed`), write the rows, delete
+    what they replace, update `documents`."""
     chunks = [chunk for _, doc_chunks in batch.documents for chunk in doc_chunks]
     hashes = [chunk.content_hash for chunk in chunks]
     reusable = [h for h in set(hashes) if h in known_hashes]
     vectors = writer.vectors_by_hash(reusable) if reusable else {}
+    fresh = {h: computed[h] for h in hashes if h in computed and h not in vectors}
+    if fresh:
+        vectors.update(fresh)
+        report.chunks_embedded += len(fresh)
+        report.embedding_tokens += sum(kb.embedder.count_tokens(
+            list({h: c.embed_text for h, c in zip(hashes, chunks) if h in fresh}.values())))
     missing = {h: chunk.embed_text for h, chunk in zip(hashes, chunks) if h not in vectors}
     texts = list(missing.values())
     if texts:  # one call: the embedder batches the whole set by length
         vectors.update(zip(missing, kb.embedder.embed(texts)))
         report.chunks_embedded += len(texts)
         report.embedding_tokens += sum(kb.embedder.count_tokens(texts))
-    report.chunks_reused += len(chunks) - len(texts)
+    report.chunks_reused += len(chunks) - len(texts) - len(fresh)
     writer.delete(batch.replaced)  # first: an unchanged chunk keeps its id and is re-added
     report.chunks_deleted += len(set(batch.replaced) - {c.chunk_id for c in chunks})
     if chunks:

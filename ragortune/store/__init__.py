@@ -32,7 +32,11 @@ class StoredChunk:
 class VectorStore(Protocol):
     """What sync and retrieval call on a store. Versions, commits and roll-back differ per
     engine (Lance versions + a manifest file, PostgreSQL transactions) and live with the KB
-    that owns the store (kb/knowledge_base.py, kb/postgres.py)."""
+    that owns the store (kb/knowledge_base.py, kb/postgres.py).
+
+    A store that can fetch both hybrid candidate lists and their cosines at once may also
+    offer `hybrid_candidates(query, vector, depth) -> (dense, lexical, {chunk_id: cosine})`;
+    retrieval then uses it (PostgreSQL: one round trip instead of three)."""
 
     def add(self, rows: Sequence[dict], vectors: np.ndarray) -> None: ...
 

@@ -4,11 +4,16 @@ Lance commits every write as a new version. Readers pin the version that the KB'
 manifest names, so an ingest in progress (or one killed half-way) is never seen.
 Dense search is an exact numpy scan over the pinned version's vectors, loaded once:
 at KB sizes this tool targets it beats Lance's flat path by an order of magnitude.
+Past `ann_min_rows()` chunks (measured crossover, see docs/scale.md) a sync ends by building
+a LanceDB IVF_HNSW_SQ index in a version of its own, and readers pinned at that version take
+candidates from it, refined and scored exactly; readers pinned earlier keep the exact scan.
+Later syncs fold new rows into the index (`optimize`) until the table doubles, then rebuild.
 BM25 is a bm25s index saved per version under `bm25/` (see store/bm25.py).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -20,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from ragortune.io import write_json_atomic
 from ragortune.store import COLUMNS, SEARCH_TEXT, StoredChunk
 from ragortune.store.bm25 import TextIndex
 
@@ -31,6 +37,21 @@ TABLE = "chunks"
 
 BM25_FOLDER = "bm25"
 KEEP_OLD_SECONDS = 3600
+ANN_MIN_ROWS = 200_000  # below, the exact scan is exact and fast enough (docs/scale.md)
+ANN_ENV = "RAGORTUNE_ANN_MIN_ROWS"
+ANN_PARTITION_ROWS = 20_000  # IVF partition size; HNSW inside each partition
+ANN_M = 16  # HNSW links per node
+ANN_EF_CONSTRUCTION = 150  # half LanceDB's default: twice as fast a build, refine keeps recall
+ANN_NPROBES = 4
+ANN_REFINE = 4  # candidates re-ranked by exact distance: k x 4 read back from disk
+ANN_INDEX = "vector_idx"
+ANN_RECORD = "ann.json"  # rows when the index was last built
+
+
+def ann_min_rows() -> int:
+    """Chunks from which the KB keeps an ANN index: `RAGORTUNE_ANN_MIN_ROWS` or ANN_MIN_ROWS."""
+    value = os.environ.get(ANN_ENV)
+    return int(value) if value else ANN_MIN_ROWS
 
 
 def _schema(dimension: int) -> pa.Schema:
@@ -57,6 +78,7 @@ class LanceStore:
             self.table.checkout(read_version)
         self._snapshot: tuple[dict[str, list], np.ndarray, dict[str, int]] | None = None
         self._text_index: TextIndex | None = None
+        self._indexed: bool | None = None
 
     # -- writing -----------------------------------------------------------------------
     def version(self) -> int:
@@ -104,6 +126,40 @@ class LanceStore:
         self._build_text_index().save(self._text_index_folder(version))
         return version
 
+    def build_index(self) -> int | None:
+        """Past `ann_min_rows()`, build the ANN index (rebuild once the table has doubled since
+        the last build) as a new version of the same rows, and return that version, its BM25
+        index linked rather than rebuilt; None when there is nothing to do. Called after the
+        data version is committed, so readers never wait for the build."""
+        rows = self.table.count_rows()
+        built = self.folder / ANN_RECORD
+        if rows < ann_min_rows() or (
+                self._has_index() and rows < 2 * _read_rows(built, default=rows)):
+            return None  # small, or `optimize` has folded the new rows into the index
+        before = self.version()
+        from lancedb.index import IvfHnswSq
+
+        self.table.create_index("vector", replace=True, name=ANN_INDEX, config=IvfHnswSq(
+            distance_type="cosine", num_partitions=max(1, rows // ANN_PARTITION_ROWS),
+            m=ANN_M, ef_construction=ANN_EF_CONSTRUCTION))
+        self._indexed = True
+        write_json_atomic(built, {"rows": rows, "version": self.version()})
+        version = self.version()
+        text = self._text_index_folder(before)
+        if text.exists():
+            shutil.copytree(text, self._text_index_folder(version), copy_function=os.link)
+        return version
+
+    def _has_index(self) -> bool:
+        if self._indexed is None:
+            self._indexed = any(index.name == ANN_INDEX for index in self.table.list_indices())
+        return self._indexed
+
+    @property
+    def uses_index(self) -> bool:
+        """Whether dense search takes its candidates from the ANN index (else an exact scan)."""
+        return self._has_index() and len(self._load()[1]) >= ann_min_rows()
+
     def cleanup(self) -> None:
         """Drop versions older than an hour; called only after the manifest moved on."""
         self.table.optimize(cleanup_older_than=timedelta(seconds=KEEP_OLD_SECONDS))
@@ -130,10 +186,19 @@ class LanceStore:
                             score=float(score)) for i, score in zip(indices, scores)]
 
     def dense_search(self, vector: np.ndarray, k: int) -> list[StoredChunk]:
-        _, vectors, _ = self._load()
+        _, vectors, ids = self._load()
         if len(vectors) == 0 or k <= 0:
             return []
-        scores = vectors @ np.asarray(vector, dtype=np.float32)
+        query = np.asarray(vector, dtype=np.float32)
+        if self.uses_index:
+            found = (self.table.search(query, vector_column_name="vector")
+                     .distance_type("cosine").nprobes(ANN_NPROBES).refine_factor(ANN_REFINE)
+                     .limit(k).select(["chunk_id"]).to_arrow().column("chunk_id").to_pylist())
+            top = np.array([ids[cid] for cid in found], dtype=np.int64)
+            scores = vectors[top] @ query  # the exact cosine, as the gate expects
+            order = np.lexsort((top, -scores))
+            return self._rows(top[order], scores[order])
+        scores = vectors @ query
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.lexsort((top, -scores[top]))]
@@ -166,6 +231,13 @@ class LanceStore:
         _, vectors, ids = self._load()
         rows = [ids[cid] for cid in chunk_ids]
         return vectors[rows] @ np.asarray(vector, dtype=np.float32)
+
+
+def _read_rows(file: Path, default: int) -> int:
+    try:
+        return int(json.loads(file.read_text())["rows"])
+    except (OSError, ValueError, KeyError):
+        return default
 
 
 def _version_of(folder: Path) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from ragortune.errors import InputError
 from ragortune.io import write_json_atomic, write_jsonl_atomic
 from ragortune.questions import Question, read_questions
+from ragortune.tune.trained import RECORD_KEY, check_paraphrases, read_paraphrases, record_training
 
 BUILD_FILE = "ragortune_build.json"  # how the data was built, beside train.jsonl; retraining repeats it
 
@@ -53,11 +54,16 @@ def build_examples(
     refusal: str | None = None,
     paraphrase: Paraphraser | None = None,
     n_paraphrases: int = 0,
+    paraphrases: Mapping[str, Sequence[str]] | None = None,
+    original_wording: bool = True,
 ) -> tuple[list[Example], int]:
     """One example per question (answered with its first gold answer) plus up to
     `n_paraphrases` reworded variants of each (knowledge injection needs several phrasings of
-    a fact, not one). Unanswerable questions become `refusal` examples when a refusal text is
-    given and are skipped otherwise. Returns the examples and the number skipped."""
+    a fact, not one): hand-written ones from `paraphrases` (question id -> texts, trained with
+    the question's answer) first, then the `paraphrase` model's. `original_wording=False`
+    trains on the rewordings only, so the question as written stays unseen and can test the
+    adapter. Unanswerable questions become `refusal` examples when a refusal text is given
+    and are skipped otherwise. Returns the examples and the number skipped."""
     examples: list[Example] = []
     skipped = 0
     for question in questions:
@@ -66,14 +72,18 @@ def build_examples(
             skipped += 1
             continue
         variants = [(question.text, answer)]
-        if paraphrase is not None and n_paraphrases > 0:
-            seen = {(question.text.lower(), answer.lower())}
-            for q, a in paraphrase(question.text, answer, n_paraphrases)[:n_paraphrases]:
-                key = (q.strip().lower(), a.strip().lower())
-                if q.strip() and a.strip() and key not in seen:
-                    seen.add(key)
-                    variants.append((q.strip(), a.strip()))
+        seen = {(question.text.lower(), answer.lower())}
+        offered = [(t, answer) for t in (paraphrases or {}).get(question.id, ())]
+        if paraphrase is not None and n_paraphrases > len(offered):
+            offered += paraphrase(question.text, answer, n_paraphrases - len(offered))
+        for q, a in offered[:n_paraphrases]:
+            key = (q.strip().lower(), a.strip().lower())
+            if q.strip() and a.strip() and key not in seen:
+                seen.add(key)
+                variants.append((q.strip(), a.strip()))
         for i, (q, a) in enumerate(variants):
+            if i == 0 and not original_wording:
+                continue
             messages = [{"role": "system", "content": system}] if system else []
             messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
             examples.append(Example(question.id, messages, i))
@@ -129,14 +139,32 @@ def build_dataset(
     paraphrase: Paraphraser | None = None,
     n_paraphrases: int = 0,
     paraphraser: dict[str, Any] | None = None,
+    paraphrase_file: str | Path | None = None,
+    original_wording: bool = True,
 ) -> BuildResult:
     """`tune build`: read pairs, make chat examples (with paraphrases), split, write
     `train.jsonl` and (when there is a validation share) `validation.jsonl` into `out_dir`,
-    and `ragortune_build.json` (these settings; `paraphraser` says which model wrote the
-    paraphrases), so a retraining on new facts can build its data the same way."""
+    and `ragortune_build.json`: these settings (`paraphraser` says which model wrote the
+    paraphrases, `paraphrase_file` which hand-written ones were used), so a retraining on new
+    facts can build its data the same way, and under `trained` what the adapter will have
+    seen (`tune.trained`), so that no evaluation scores it on its own training questions.
+
+    The knowledge-injection protocol: hand-written or synthesised paraphrases
+    (`paraphrase_file`, `n_paraphrases`), `original_wording=False`, and a `validation` share
+    of whole facts held out (`split_by="fact"`); the evaluation then reports held-out
+    phrasings and held-out facts apart."""
     questions = read_questions(source, require_answers=True)
+    if not original_wording and paraphrase_file is None and (paraphrase is None or n_paraphrases < 1):
+        raise InputError("training on paraphrases only needs paraphrases: give a paraphrase "
+                         "file or --paraphrases N with a model, or keep the original wording")
+    hand_written = None
+    if paraphrase_file is not None:
+        hand_written = read_paraphrases(paraphrase_file)
+        check_paraphrases(hand_written, [q.id for q in questions], str(paraphrase_file))
+        n_paraphrases = n_paraphrases or max((len(v) for v in hand_written.values()), default=0)
     examples, skipped = build_examples(
-        questions, system=system, refusal=refusal, paraphrase=paraphrase, n_paraphrases=n_paraphrases
+        questions, system=system, refusal=refusal, paraphrase=paraphrase,
+        n_paraphrases=n_paraphrases, paraphrases=hand_written, original_wording=original_wording,
     )
     if not examples:
         raise InputError(
@@ -150,11 +178,15 @@ def build_dataset(
     stale_val = out / "validation.jsonl"
     if val_path is None and stale_val.is_file():
         stale_val.unlink()  # `tune train` would pick up a previous build's held-out facts
+    paraphrase_path = str(Path(paraphrase_file).resolve()) if paraphrase_file else None
     settings = {"system": system, "refusal": refusal, "validation": validation,
                 "split_by": split_by, "seed": seed, "n_paraphrases": n_paraphrases,
-                "paraphraser": paraphraser if n_paraphrases > 0 else None}
+                "paraphraser": paraphraser if n_paraphrases > 0 and paraphrase else None,
+                "paraphrase_file": paraphrase_path, "original_wording": original_wording}
+    trained = record_training(_triples(train), _triples(held), original_wording=original_wording,
+                              paraphrase_file=paraphrase_path)
     record = {"source": str(Path(source).resolve()), "settings": settings,
-              "n_train": len(train), "n_validation": len(held)}
+              "n_train": len(train), "n_validation": len(held), RECORD_KEY: trained.to_dict()}
     write_json_atomic(out / BUILD_FILE, record, indent=2)
     return BuildResult(
         train_path=train_path,
@@ -165,6 +197,12 @@ def build_dataset(
         n_paraphrases=sum(1 for ex in examples if ex.variant > 0),
         skipped_unanswerable=skipped,
     )
+
+
+def _triples(examples: Iterable[Example]) -> list[tuple[str, str, str]]:
+    """(fact id, question, answer) of chat examples: the user turn and the assistant turn."""
+    return [(ex.fact_id, ex.messages[-2]["content"], ex.messages[-1]["content"])
+            for ex in examples]
 
 
 _PARAPHRASE_PROMPT = """Rewrite the question and answer below {n} times with different wording.

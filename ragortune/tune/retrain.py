@@ -93,13 +93,16 @@ def retrain(
     cfg, settings = adapter_recipe(adapter)
     out = Path(out)
     started, cpu_started = time.perf_counter(), time.process_time()
-    if settings.get("n_paraphrases", 0) > 0 and paraphrase is None:
+    if settings.get("n_paraphrases", 0) > 0 and paraphrase is None \
+            and not settings.get("paraphrase_file"):
         paraphrase = recorded_paraphraser(settings.get("paraphraser"))
     built = build_dataset(
         source, out / "data", system=settings.get("system"), refusal=settings.get("refusal"),
         validation=settings.get("validation", 0.0), split_by=settings.get("split_by", "fact"),
         seed=settings.get("seed", 0), paraphrase=paraphrase,
         n_paraphrases=settings.get("n_paraphrases", 0), paraphraser=settings.get("paraphraser"),
+        paraphrase_file=settings.get("paraphrase_file"),
+        original_wording=settings.get("original_wording", True),
     )
     build_seconds = time.perf_counter() - started
     new_cfg = dataclasses.replace(

@@ -12,7 +12,7 @@ PACKAGE = Path(ragortune.__file__).parent
 LAYERS = [
     {"ragortune", "errors", "io", "config", "questions", "judge"},
     {"documents"},
-    {"embed"},
+    {"embed", "embed_onnx"},
     {"store"},
     {"kb"},
     {"retrieve"},

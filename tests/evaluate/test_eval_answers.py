@@ -101,11 +101,12 @@ def test_changed_facts_and_stale_answers() -> None:
                           changed_facts(v1, v2))
     per_arm = result.per_arm([Arm("rag", True, None), Arm("base", False, None)], v2)
     arm = per_arm["rag"]
-    assert arm["stale_rate"] == 1.0  # the one changed fact still gets its v1 value
-    assert arm["new_fact_accuracy"] == 0.5 and arm["new_facts"] == 2
+    assert arm["stale_rate"]["value"] == 1.0  # the one changed fact still gets its v1 value
+    assert arm["stale_rate"]["n"] == 1 and arm["stale_rate"]["low"] < 0.5  # one fact says little
+    assert arm["new_fact_accuracy"]["value"] == 0.5 and arm["new_facts"] == 2
     assert arm["update_cost"]["kind"] == "reindex" and arm["update_cost"]["seconds"] == 1.5
     assert per_arm["base"]["update_cost"]["kind"] == "none"
-    assert per_arm["base"]["stale_rate"] == 0.0
+    assert per_arm["base"]["stale_rate"]["value"] == 0.0
 
 
 def test_retraining_cost_comes_from_the_adapters_training_record(tmp_path: Path) -> None:
@@ -152,10 +153,15 @@ def test_eval_update_end_to_end_with_smollm2(tmp_path: Path, monkeypatch, embedd
     rag = data["arms"]["rag"]
     assert rag["update_cost"]["kind"] == "reindex"
     assert rag["update_cost"]["chunks_embedded"] == data["index_v2"]["chunks_embedded"] >= 1
-    assert rag["stale_rate"] in (0.0, 1.0) and rag["new_fact_accuracy"] in (0.0, 1.0)
     assert [(r["version"], r["arm"]) for r in data["answers"]] == [("v1", "rag"), ("v2", "rag")]
-    assert load_evidence(tmp_path / "results" / "evidence.json").arm("rag").stale_rate == \
-        rag["stale_rate"]
+    v1_answer, v2_answer = (r["answer"] for r in data["answers"])
+    # after the sync, RAG reads the new document: it states the v2 price, not the v1 one
+    assert "$49" in v1_answer and "$59" in v2_answer and "$49" not in v2_answer
+    assert rag["new_fact_accuracy"]["value"] == 1.0 and rag["stale_rate"]["value"] == 0.0
+    assert rag["stale_rate"]["n"] == 1
+    evidence = load_evidence(tmp_path / "results" / "evidence.json")
+    assert evidence.arm("rag").stale_rate == 0.0
+    assert evidence.arm("rag").stale_figure.split == "held-out"
 
 
 def test_eval_answers_runs_base_and_rag_side_by_side(tmp_path: Path, monkeypatch, embedder
@@ -225,3 +231,28 @@ def test_eval_answers_asks_an_existing_kb_with_a_questions_file(faq_kb, tmp_path
         missing.exception)
     no_kb = CliRunner().invoke(app, ["eval", "answers", "--questions", str(questions)])
     assert isinstance(no_kb.exception, InputError) and "--kb" in str(no_kb.exception)
+
+
+def test_a_withdrawn_fact_still_stated_is_stale_and_declining_there_is_right() -> None:
+    from ragortune.evaluate.update import withdrawn_facts
+
+    v1 = [Question("g1", "G1 part number?", ("GW-1100",)), Question("pro", "Pro price?", ("$49",))]
+    v2 = [Question("g1", "G1 part number?", ()), Question("pro", "Pro price?", ("$59",))]
+    assert changed_facts(v1, v2) == {"g1": ("GW-1100",), "pro": ("$49",)}
+    assert withdrawn_facts(v1, v2) == {"g1"}
+    after = [row("rag", "g1", "The part number is GW-1100.", False, False, False),
+             row("rag", "pro", "It costs $59.", True, True, False),
+             row("base", "g1", "I don't know.", False, True, True),
+             row("base", "pro", "It costs $49.", True, False, False)]
+    result = UpdateResult(after, after, SyncReport(), SyncReport(updated=1), changed_facts(v1, v2),
+                          withdrawn=frozenset(withdrawn_facts(v1, v2)))
+    per_arm = result.per_arm([Arm("rag", True, None), Arm("base", False, None)], v2)
+    rag, base = per_arm["rag"], per_arm["base"]
+    assert rag["stale_rate_withdrawn"]["value"] == 1.0 and rag["stale_rate_withdrawn"]["n"] == 1
+    assert rag["stale_rate_changed"]["value"] == 0.0
+    assert rag["stale_rate"]["value"] == 0.5 and rag["stale_rate"]["n"] == 2
+    assert base["stale_rate_withdrawn"]["value"] == 0.0  # declining a withdrawn fact is right
+    assert base["stale_rate_changed"]["value"] == 1.0
+    assert base["new_fact_accuracy"]["value"] == 0.5  # the decline counts as right
+    assert rag["new_fact_accuracy"]["value"] == 0.5
+    assert rag["stale_rate"]["low"] < 0.5 < rag["stale_rate"]["high"]

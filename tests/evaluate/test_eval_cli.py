@@ -76,8 +76,13 @@ def test_eval_retrieval_reports_metrics_rows_csv_and_evidence(cli, tmp_path: Pat
     assert [r["query_id"] for r in rows] == ["q1", "q2", "q3"]
     assert float(rows[0]["mrr@10"]) == 1.0
     evidence = json.loads((out / "evidence.json").read_text())
-    assert evidence["schema_version"] == 1
+    assert evidence["schema_version"] == 2
     assert {"recall@10", "mrr@10", "ndcg@10"} <= evidence["retrieval"].keys()
+    ndcg = evidence["retrieval"]["ndcg@10"]  # a figure: n, bootstrap interval, provenance
+    assert (ndcg["value"], ndcg["n"], ndcg["split"], ndcg["method"]) == (1.0, 3, "all",
+                                                                        "bootstrap")
+    assert ndcg["run_id"] == evidence["runs"]["retrieval"]["run_id"]
+    assert ndcg["dataset"] == evidence["dataset"]["hash"]
     assert evidence["dataset"]["files"]["corpus"] and evidence["versions"]["numpy"]
     assert evidence["runs"]["retrieval"]["settings"]["mode"] == "bm25"
     parsed = load_evidence(out / "evidence.json")  # what the cost stage reads
@@ -117,7 +122,12 @@ def test_sweep_writes_one_row_per_configuration(cli, tmp_path: Path) -> None:
     assert all({"ndcg@10", "mrr@10", "recall", "hit_rate"} <= r.keys() for r in rows)
     out = tmp_path / "ragortune-eval" / "faq"
     assert len(list(csv.DictReader((out / "retrieval-sweep.csv").open()))) == 4
-    assert json.loads((out / "evidence.json").read_text())["sweep"]["retrieval"] == rows
+    evidence = json.loads((out / "evidence.json").read_text())
+    assert evidence["sweep"]["retrieval"] == rows
+    # the configuration was chosen on one half of the 3 queries and is reported on the other
+    ndcg = evidence["retrieval"]["ndcg@10"]
+    assert ndcg["split"] == "held-out" and ndcg["n"] == 2
+    assert "seeded half" in evidence["runs"]["retrieval"]["selected_by"]
 
 
 def test_evidence_of_another_data_set_is_not_overwritten(cli, tmp_path: Path) -> None:

@@ -111,7 +111,7 @@ MALFORMED = {
                                      1, "answers", "empty answer"),
     "queries duplicate id": ("queries.jsonl", GOOD_Q + jsonl([{"_id": "q1", "text": "again"}]), 4,
                              "_id", "duplicate id 'q1' (first on line 1)"),
-    "queries not utf-8": ("queries.jsonl", None, None, None, "not UTF-8"),
+    "queries not utf-8": ("queries.jsonl", None, 2, None, "not UTF-8"),
     "qrels two columns": ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\n", 2, "row",
                           "2 columns, expected 3"),
     "qrels trec four columns": ("qrels/test.tsv", "q1 0 d1 1\n", 1, "row", "TREC"),

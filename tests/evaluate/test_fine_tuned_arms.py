@@ -63,7 +63,7 @@ def test_the_adapter_loads_through_the_answers_backend_and_changes_the_model(upd
 
     from ragortune.generate import load_llm
 
-    base, tuned = load_llm("smollm2"), load_llm("smollm2", adapter=str(update_files / "adapter-v1"))
+    base, tuned = load_llm("hf:smollm2"), load_llm("hf:smollm2", adapter=str(update_files / "adapter-v1"))
     assert type(tuned.model).__name__ == "PeftModelForCausalLM"
     assert tuned.name.endswith("+adapter-v1")
     ids = tuned.tokenizer("The Pro plan costs", return_tensors="pt")["input_ids"]
@@ -77,15 +77,31 @@ def test_ft_and_hybrid_arms_answer_with_the_adapter(update_files, tmp_path, monk
     (ds / "qrels").mkdir(parents=True)
     (ds / "corpus.jsonl").write_text("".join(json.dumps({"_id": n, "text": t}) + "\n"
                                              for n, t in V1.items()))
-    (ds / "queries.jsonl").write_text(json.dumps({**QUESTION, "answers": ["$49"]}) + "\n")
-    (ds / "qrels" / "test.tsv").write_text("pro\tpricing.md\t1\n")
+    # a planted training question (the exact wording the adapter was trained on) and a new one
+    reworded = {"_id": "pro-monthly", "text": "What is the monthly price of the Pro plan?",
+                "answers": ["$49"]}
+    (ds / "queries.jsonl").write_text(json.dumps({**QUESTION, "answers": ["$49"]}) + "\n"
+                                      + json.dumps(reworded) + "\n")
+    (ds / "qrels" / "test.tsv").write_text("pro\tpricing.md\t1\npro-monthly\tpricing.md\t1\n")
     monkeypatch.chdir(tmp_path)
     adapter = str(update_files / "adapter-v1")
     data = invoke("eval", "answers", "--dataset", str(ds), "--arms", "ft,hybrid", "--adapter",
                   adapter, "--max-tokens", "8", "--json")
     assert set(data["arms"]) == {"ft", "hybrid"}
     assert {arm["model"]["adapter"] for arm in data["arms"].values()} == {adapter}
-    answers = {r["arm"]: r for r in data["answers"]}
+    # the planted question is seen and kept out of the arms' accuracy; the new one counts
+    exposure = {(r["arm"], r["query_id"]): r["exposure"] for r in data["answers"]}
+    assert exposure == {("ft", "pro"): "seen", ("ft", "pro-monthly"): "unseen_fact",
+                        ("hybrid", "pro"): "seen", ("hybrid", "pro-monthly"): "unseen_fact"}
+    for arm in ("ft", "hybrid"):
+        figures = data["figures"][arm]
+        assert figures["accuracy"]["n"] == 1 and figures["accuracy"]["split"] == "held-out"
+        assert figures["accuracy_seen"]["n"] == 1 and figures["seen_questions"] == 1
+        right = {r["query_id"]: r["correct"] for r in data["answers"] if r["arm"] == arm}
+        assert figures["accuracy"]["value"] == float(right["pro-monthly"])
+    evidence = json.loads((tmp_path / "ragortune-eval" / "faq" / "evidence.json").read_text())
+    assert evidence["arms"]["ft"]["accuracy"] == data["figures"]["ft"]["accuracy"]
+    answers = {r["arm"]: r for r in data["answers"] if r["query_id"] == "pro"}
     assert answers["ft"]["answer"] and answers["ft"]["embedding_tokens"] == 0  # closed-book
     assert answers["hybrid"]["embedding_tokens"] > 0  # retrieval, then the tuned model
     assert answers["hybrid"]["prompt_tokens"] > answers["ft"]["prompt_tokens"]
@@ -119,7 +135,15 @@ def test_eval_update_retrain_trains_a_new_adapter_and_measures_it(update_files, 
     assert set(data["summary"]["v2"]) == {"ft", "hybrid"}
     old = data["arms"]["ft@v1"]
     assert old["adapter_v2"] == "adapter-v1" and old["new_facts"] == 1
-    assert old["stale_rate"] in (0.0, 1.0) and old["accuracy_v2"] is None
+    still_v1 = next(r for r in data["answers"] if r["arm"] == "ft@v1")
+    stale = "$49" in still_v1["answer"] and "$59" not in still_v1["answer"] \
+        and not still_v1["abstained"]
+    assert old["stale_rate"]["value"] == float(stale) and old["stale_rate"]["n"] == 1
+    assert old["accuracy_v2"] is None
+    # the retrained adapter was trained on the v2 questions as written: no accuracy to claim
+    assert data["figures"]["ft"]["accuracy"] is None
+    assert "every question was a training question" in data["figures"]["ft"]["note"]
+    assert data["figures"]["ft"]["accuracy_seen"]["n"] == 2
     assert data["arms"]["hybrid@v1"]["update_cost"]["kind"] == "reindex"
     assert [(r["version"], r["arm"], r["query_id"]) for r in data["answers"]] == [
         ("v1", "ft", "pro"), ("v1", "ft", "office"), ("v1", "hybrid", "pro"),
@@ -127,7 +151,10 @@ def test_eval_update_retrain_trains_a_new_adapter_and_measures_it(update_files, 
         ("v2", "ft", "pro"), ("v2", "ft", "office"), ("v2", "hybrid", "pro"),
         ("v2", "hybrid", "office")]
     evidence = json.loads((tmp_path / "update-v2" / "evidence.json").read_text())
-    assert evidence["arms"]["ft"]["stale_rate"] == data["arms"]["ft@v1"]["stale_rate"]
+    stored = evidence["arms"]["ft"]["stale_rate"]
+    assert {k: stored[k] for k in ("value", "n", "low", "high")} == \
+        {k: old["stale_rate"][k] for k in ("value", "n", "low", "high")}
+    assert stored["run_id"] == data["run_id"] and stored["dataset"] == evidence["dataset"]["hash"]
     assert evidence["arms"]["ft"]["retrained"]["tokens"] == retrained["tokens"]
     assert "ft@v1" not in evidence["arms"]
 
@@ -141,7 +168,7 @@ def test_without_retraining_ft_answers_v2_with_the_v1_adapter_and_stale_answers_
     after = [row("pro", "$49", False), row("office", "Lyon", True)]
     result = UpdateResult(after, after, SyncReport(), SyncReport(), changed_facts(v1, v2))
     ft = result.per_arm([Arm("ft", False, None, str(tmp_path))], v2)["ft"]
-    assert ft["stale_rate"] == 1.0 and ft["new_fact_accuracy"] == 0.0
+    assert ft["stale_rate"]["value"] == 1.0 and ft["new_fact_accuracy"]["value"] == 0.0
     assert ft["adapter_v2"] == ft["adapter_v1"] == str(tmp_path)
     assert ft["update_cost"]["estimated"] is True
     assert (ft["update_cost"]["seconds"], ft["update_cost"]["tokens"]) == (30.0, 2000)

@@ -74,3 +74,36 @@ def test_synth_with_smollm2_keeps_only_pairs_grounded_in_their_chunk(tmp_path: P
         source = chunks[query["metadata"]["chunk_id"]]
         assert contains_gold(source, query["answers"])
         assert not contains_gold(query["text"], query["answers"])
+
+
+class ScriptedLLM:
+    """An `LLM` that replies from a script keyed by a word of the passage: it makes the pair
+    checks deterministic (what a real model writes varies; what the checks keep must not)."""
+
+    name = "scripted"
+
+    def __init__(self, replies: dict[str, str]) -> None:
+        self.replies = replies
+
+    def complete(self, messages, *, max_tokens=256, temperature=0.0, stop=None):
+        from ragortune.generate.llm import Completion
+
+        passage = messages[-1]["content"]
+        text = next(r for key, r in self.replies.items() if key in passage)
+        return Completion(text, 10, 5, self.name)
+
+
+def test_synth_keeps_grounded_pairs_and_counts_each_dropped_kind(docs_kb) -> None:
+    from ragortune.evaluate.synth import generate_pairs
+
+    llm = ScriptedLLM({"$49": "Question: How much does the Pro plan cost per month?\nAnswer: $49",
+                       "Lyon": "Question: Where is the office?\nAnswer: Paris"})
+    result = generate_pairs(docs_kb, llm, 2)
+    assert result.attempts == 2 and len(result.pairs) == 1
+    assert result.pairs[0].question.answers == ("$49",)
+    assert result.dropped["answer_not_in_chunk"] == 1  # Paris is not in the office chunk
+    leaky = ScriptedLLM({"$49": "Question: Is the Pro plan $49?\nAnswer: $49",
+                         "Lyon": "I cannot write a question."})
+    result = generate_pairs(docs_kb, leaky, 2)
+    assert result.pairs == [] and result.dropped["answer_in_question"] == 1
+    assert result.dropped["unparsable"] == 1

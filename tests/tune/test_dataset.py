@@ -109,3 +109,57 @@ def test_cli_build_prints_its_json_schema(tmp_path):
     assert payload["n_train"] + payload["n_validation"] == len(FACTS)
     assert set(payload) == {"train_path", "validation_path", "n_facts", "n_train", "n_validation",
                             "n_paraphrases", "skipped_unanswerable"}
+
+
+def test_build_records_what_the_adapter_will_have_trained_on(tmp_path):
+    from ragortune.tune.dataset import BUILD_FILE
+    from ragortune.tune.trained import SEEN, UNSEEN_FACT, UNSEEN_PHRASING, TrainedOn, question_hash
+
+    beir = write_beir(tmp_path / "kb")
+    build_dataset(beir, tmp_path / "out", validation=0.25, seed=3)
+    record = json.loads((tmp_path / "out" / BUILD_FILE).read_text())
+    trained = TrainedOn.from_dict(record["trained"], BUILD_FILE)
+    train = lines(tmp_path / "out" / "train.jsonl")
+    held = lines(tmp_path / "out" / "validation.jsonl")
+    assert {question_hash(t["messages"][-2]["content"]) for t in train} == trained.question_hashes
+    assert len(trained.fact_ids) == len(train) and len(trained.held_out_fact_ids) == len(held)
+    asked = held[0]["messages"][-2]["content"]
+    fact = next(f for f in trained.held_out_fact_ids)
+    assert trained.exposure(fact, asked) == UNSEEN_FACT
+    fid = min(trained.fact_ids)
+    question = next(q for i, (q, _) in enumerate(FACTS) if f"q{i}" == fid)
+    assert trained.exposure(fid, question) == SEEN
+    assert trained.exposure(fid, "Reworded: " + question) == UNSEEN_PHRASING
+
+
+def test_hand_written_paraphrases_train_the_fact_and_leave_the_original_wording_unseen(tmp_path):
+    from ragortune.tune.dataset import BUILD_FILE
+    from ragortune.tune.trained import UNSEEN_PHRASING, TrainedOn
+
+    beir = write_beir(tmp_path / "kb", facts=FACTS[:2])
+    para = tmp_path / "paraphrases.jsonl"
+    para.write_text(json.dumps({"_id": "q0", "paraphrases": ["P one?", "P two?"]}) + "\n"
+                    + json.dumps({"_id": "q1", "paraphrases": ["P three?"]}) + "\n")
+    result = build_dataset(beir, tmp_path / "out", validation=0, paraphrase_file=para,
+                           original_wording=False)
+    asked = [t["messages"][-2]["content"] for t in lines(result.train_path)]
+    answers = [t["messages"][-1]["content"] for t in lines(result.train_path)]
+    assert asked == ["P one?", "P two?", "P three?"]
+    assert answers == [FACTS[0][1], FACTS[0][1], FACTS[1][1]]
+    record = json.loads((tmp_path / "out" / BUILD_FILE).read_text())
+    assert record["settings"]["paraphrase_file"] == str(para.resolve())
+    trained = TrainedOn.from_dict(record["trained"], BUILD_FILE)
+    assert trained.exposure("q0", FACTS[0][0]) == UNSEEN_PHRASING
+    assert trained.paraphrases == 3 and not trained.original_wording
+
+
+def test_paraphrases_only_without_paraphrases_is_refused(tmp_path):
+    with pytest.raises(InputError, match="paraphrases only needs paraphrases"):
+        build_dataset(write_beir(tmp_path / "kb"), tmp_path / "out", original_wording=False)
+
+
+def test_paraphrases_for_unknown_questions_are_refused(tmp_path):
+    para = tmp_path / "p.jsonl"
+    para.write_text(json.dumps({"_id": "nope", "paraphrases": ["x?"]}) + "\n")
+    with pytest.raises(InputError, match="unknown question ids"):
+        build_dataset(write_beir(tmp_path / "kb"), tmp_path / "out", paraphrase_file=para)

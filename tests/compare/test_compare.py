@@ -1,0 +1,102 @@
+"""`ragortune compare` end to end on a small corpus, with the real shipped models."""
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ragortune.compare import CompareConfig, run_compare
+from ragortune.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = ROOT / "examples/demo_kb/scenario.toml"
+
+DOCS = {
+    "pricing.md": "# Pricing\n\nThe Pro plan costs $49 per vehicle per month.\n",
+    "support.md": "# Support\n\nSupport is open from 8am to 6pm on weekdays.\n",
+    "leave.md": "# Leave\n\nEmployees receive 20 days of paid time off per year.\n",
+}
+QUESTIONS = [
+    {"_id": "price", "text": "How much does the Pro plan cost per vehicle per month?",
+     "answers": ["$49"]},
+    {"_id": "pto", "text": "How many days of paid time off do employees get per year?",
+     "answers": ["20 days"]},
+    {"_id": "none", "text": "Who designed the lunar landing module?", "answers": []},
+]
+
+
+def _write(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def setup(tmp_path):
+    docs = _write(tmp_path / "v1", DOCS)
+    docs_v2 = _write(tmp_path / "v2", {**DOCS, "pricing.md": DOCS["pricing.md"].replace(
+        "$49", "$59")})
+    q1 = _jsonl(tmp_path / "q1.jsonl", QUESTIONS)
+    q2 = _jsonl(tmp_path / "q2.jsonl", [{**q, "answers": ["$59"]} if q["_id"] == "price" else q
+                                        for q in QUESTIONS])
+    return CompareConfig(docs=docs, out=tmp_path / "out", questions=q1, docs_v2=docs_v2,
+                         questions_v2=q2, scenario=SCENARIO, arms=("base", "rag"), folds=3)
+
+
+def test_compare_writes_evidence_decision_and_report_then_reuses_every_stage(setup):
+    first = run_compare(setup)
+    assert not any(stage["cached"] for stage in first.stages.values())
+    evidence = json.loads(first.evidence.read_text())
+    rag = evidence["arms"]["rag"]["figures"]
+    assert rag["accuracy"]["n"] == 2 and 0 <= rag["accuracy"]["low"] <= rag["accuracy"]["high"]
+    assert rag["stale_rate"]["n"] == 1  # one fact changed between v1 and v2
+    assert first.decision is not None and first.decision["recommendation"]
+    for name in ("report.html", "report.md", "answers.csv", "decision.json", "cost.json"):
+        assert (setup.out / name).is_file(), name
+
+    again = run_compare(setup)
+    assert again.stages.keys() == first.stages.keys()
+    assert all(stage["cached"] for stage in again.stages.values())
+    assert json.loads(again.evidence.read_text())["arms"]["rag"]["figures"] == rag
+
+
+def test_editing_one_document_redoes_only_what_depends_on_the_kb(setup):
+    run_compare(setup)
+    (setup.docs / "support.md").write_text("# Support\n\nSupport is open around the clock.\n")
+    rerun = run_compare(setup)
+    assert rerun.run["index_v1"]["chunks_embedded"] == 1
+    assert rerun.run["index_v1"]["documents"]["unchanged"] == 2
+    assert not rerun.stages["answers v1"]["cached"]
+
+
+def test_missing_inputs_are_refused_before_any_work(setup, tmp_path):
+    with pytest.raises(InputError, match="--docs-v2"):
+        run_compare(replace(setup, docs_v2=tmp_path / "absent"))
+    with pytest.raises(InputError, match="--questions-v2"):
+        run_compare(replace(setup, questions_v2=None))
+
+
+def test_fine_tuned_arm_is_scored_only_on_wordings_it_never_trained_on(setup, tmp_path):
+    paraphrases = _jsonl(tmp_path / "para.jsonl", [
+        {"_id": "price", "paraphrases": ["What is the monthly Pro price for one vehicle?"]},
+        {"_id": "pto", "paraphrases": ["How much paid leave is there each year?",
+                                       # planted: the original wording, so it counts as seen
+                                       QUESTIONS[1]["text"]]}])
+    cfg = replace(setup, arms=("ft",), docs_v2=None, questions_v2=None, scenario=None,
+                  paraphrases=paraphrases,
+                  train={"epochs": 1, "batch_size": 2, "lr": 1e-3, "lora_r": 4,
+                         "top_layers": 2, "target_modules": ["q_proj", "v_proj"]})
+    result = run_compare(cfg)
+    assert result.run["training"]["seen_ids"] == ["pto"]
+    figures = json.loads(result.evidence.read_text())["arms"]["ft"]["figures"]
+    assert figures["accuracy"]["n"] == 1  # only the unseen question counts
+    assert figures["accuracy_seen"]["n"] == 1
+    shutil.rmtree(cfg.out)
