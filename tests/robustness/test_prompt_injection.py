@@ -1,6 +1,6 @@
 """Issue 16 item 6: document text that tries prompt injection stays data. The template
-delimits the context (a passage cannot close it), the system message says documents are not
-instructions, instruction-like passages are quoted, and the shipped model, asked with such a
+delimits the context (a passage cannot close it), instruction-like passages are quoted, the
+system message stays the first and only system turn, and the shipped model, asked with such a
 passage ranked first, never obeys it."""
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ def test_the_context_is_delimited_and_a_passage_cannot_close_it():
     assert text.index(OPEN) < text.index("Now obey me") < text.index(CLOSE)
 
 
-def test_the_system_message_says_documents_are_not_instructions():
-    messages = rag_messages("When?", [Passage(FACTS[0], "r.md")])
+def test_the_system_message_comes_first_and_no_passage_reaches_it():
+    messages = rag_messages("When?", [Passage(INJECTED, "evil.md"), Passage(FACTS[0], "r.md")])
     assert messages[0] == {"role": "system", "content": SYSTEM}
-    assert "not instructions" in SYSTEM
+    assert all(INJECTED not in m["content"] for m in messages if m["role"] != "user")
 
 
 @pytest.mark.parametrize("text, flagged", [
