@@ -30,7 +30,7 @@ import json, sys, time
 from ragortune.generate import load_llm
 from ragortune.generate.prompts import Passage, rag_messages
 import torch
-llm = load_llm("smollm2")
+llm = load_llm(sys.argv[1])
 notes = [Passage(" ".join(f"Fact {i}.{j}: item {j} of note {i} sits on shelf {i * 7 + j}."
                           for j in range(12)), "n.md") for i in range(3)]
 messages = rag_messages("Which shelf holds item 3 of note 1?", notes)
@@ -138,23 +138,24 @@ def planted_key() -> None:
 
 
 def latency() -> None:
-    section("`ask` generation latency, SmolLM2, RAG prompt + 32 tokens")
+    section("`ask` generation latency, SmolLM2, RAG prompt + 32 tokens (2 runs each)")
     cpus = len(os.sched_getaffinity(0))
     base = {k: v for k, v in os.environ.items() if k not in (
         "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAGORTUNE_THREADS")}
-    for label, extra in ((f"without the fix (torch default: {cpus} threads)",
-                          {"OMP_NUM_THREADS": str(cpus)}),
-                         ("with the fix (ragortune's default)", {})):
-        probe = "import ragortune.cli\n" + LATENCY_PROBE  # the CLI's import sets the pools
-        out = subprocess.run([sys.executable, "-c", probe], env={**base, **extra},
-                             capture_output=True, text=True, timeout=900)
-        if out.returncode != 0:
-            print(f"{label}: failed: {out.stderr[-300:]}")
-            continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{label}: {r['torch_threads']} torch threads; complete "
-              f"{', '.join(f'{t:.1f}' for t in r['complete'])} s; stream "
-              f"{', '.join(f'{t:.1f}' for t in r['stream'])} s")
+    for spec in ("smollm2", "hf:smollm2"):  # CTranslate2 (default) and transformers
+        for label, extra in ((f"without the fix ({cpus} threads, torch's default)",
+                              {"OMP_NUM_THREADS": str(cpus)}),
+                             ("with the fix (ragortune's default)", {})):
+            probe = "import ragortune.cli\n" + LATENCY_PROBE  # the CLI's import sets the pools
+            out = subprocess.run([sys.executable, "-c", probe, spec], env={**base, **extra},
+                                 capture_output=True, text=True, timeout=900, check=False)
+            if out.returncode != 0:
+                print(f"{spec}, {label}: failed: {out.stderr[-300:]}")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"{spec}, {label}: {r['torch_threads']} torch threads; complete "
+                  f"{', '.join(f'{t:.1f}' for t in r['complete'])} s; stream "
+                  f"{', '.join(f'{t:.1f}' for t in r['stream'])} s")
 
 
 def main() -> None:
