@@ -20,10 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from ragortune.errors import InputError
-from ragortune.io import read_jsonl, utc_now, write_json_atomic, write_jsonl_atomic
+from ragortune.io import utc_now, write_json_atomic, write_jsonl_atomic
 from ragortune.kb import KnowledgeBase, open_kb
 from ragortune.kb.sync import SyncReport, sync
 from ragortune.questions import Question, read_questions
@@ -174,84 +173,47 @@ def synthesise(kb: KnowledgeBase, llm: Any, n: int, seed: int, out: Path) -> Pat
     return path
 
 
-def cross_validated_gate(kb: KnowledgeBase, questions: list[Question], *, k: int, mode: str,
-                         folds: int, seed: int) -> dict[str, Any]:
-    """Each question's abstain/answer decision comes from a threshold calibrated on the other
-    folds, so the abstention figures are out of sample; the threshold used for the run is the
-    one calibrated on all questions (labelled in-sample)."""
-    from ragortune.rag.calibrate import best_similarities, choose_threshold
+def gate(kb: KnowledgeBase, questions: list[Question], *, k: int, mode: str,
+         seed: int) -> dict[str, Any]:
+    """The threshold the run answers with (calibrated on all questions, so labelled
+    in-sample) and the abstention it gives on questions it was not calibrated on (k-fold)."""
+    from ragortune.evaluate.heldout import gate_for
+    from ragortune.rag.calibrate import calibrate
 
-    scores = best_similarities(kb, questions, k=k, mode=mode)
-    answerable = np.array([bool(q.answerable) for q in questions])
-    order = np.random.default_rng(seed).permutation(len(questions))
-    groups = np.array_split(order, min(folds, len(questions)))
-    abstain = np.zeros(len(questions), dtype=bool)
-    for group in groups:
-        train = np.setdiff1d(order, group)
-        if answerable[train].all() or not answerable[train].any():
-            threshold = float(np.min(scores[train])) if len(train) else 0.0
-        else:
-            threshold = choose_threshold(scores[train], answerable[train])
-        abstain[group] = scores[group] < threshold
-    unanswerable = ~answerable
-    return {
-        "threshold": choose_threshold(scores, answerable) if unanswerable.any() and
-        answerable.any() else None,
-        "threshold_split": "in-sample (all questions)",
-        "folds": len(groups),
-        "abstained_unanswerable": int((abstain & unanswerable).sum()),
-        "unanswerable": int(unanswerable.sum()),
-        "answered_answerable": int((~abstain & answerable).sum()),
-        "answerable": int(answerable.sum()),
-        "split": "held-out (cross-validated)",
-    }
+    labelled = [q for q in questions if q.answers is not None]
+    if not any(q.answerable for q in labelled) or all(q.answerable for q in labelled):
+        return {"threshold": None, "cross_validated": None,
+                "note": "no gate: it needs answerable and unanswerable questions"}
+    cross = gate_for(kb, labelled, k=k, mode=mode, seed=seed)
+    return {"threshold": calibrate(kb, labelled, k=k, mode=mode).threshold,
+            "threshold_split": "in-sample",
+            "cross_validated": cross.to_json() if cross else None}
 
 
-def paraphrase_training_questions(questions: list[Question], paraphrases: Path | None,
-                                  out: Path) -> tuple[Path, str]:
-    """The fine-tuning data's questions: every answerable fact in the paraphrased wordings
-    only (the original wording is what the arms are asked, so it stays unseen); without
-    paraphrases, the facts of a seeded half of the questions (the other half is unseen)."""
-    answerable = [q for q in questions if q.answerable]
-    rows: list[dict[str, Any]] = []
-    if paraphrases is not None:
-        variants: dict[str, list[str]] = {}
-        for _, row in read_jsonl(paraphrases, "paraphrases file"):
-            variants[str(row.get("_id"))] = [str(p) for p in row.get("paraphrases", [])]
-        for q in answerable:
-            for n, text in enumerate(variants.get(q.id, []), start=1):
-                rows.append({"_id": f"{q.id}#p{n}", "text": text, "answers": list(q.answers)})
-        protocol = "paraphrases of every fact; evaluated on the original wording"
-    else:
-        keep = {q.id for q in answerable
-                if int(hashlib.sha256(q.id.encode()).hexdigest(), 16) % 2 == 0}
-        rows = [{"_id": q.id, "text": q.text, "answers": list(q.answers)}
-                for q in answerable if q.id in keep]
-        protocol = "half of the facts (seeded by id); the other half is unseen"
-    if not rows:
-        raise InputError("no training example: give --paraphrases FILE with rewordings of the "
-                         "questions' facts ({\"_id\": ..., \"paraphrases\": [...]})")
-    path = out / "train-questions.jsonl"
-    write_jsonl_atomic(path, rows)
-    return path, protocol
-
-
-def train_adapter(cfg: CompareConfig, train_questions: Path, out: Path,
+def train_adapter(cfg: CompareConfig, questions: Path, out: Path,
                   on_progress: ItemProgress | None) -> dict[str, Any]:
+    """`tune build` + `tune train`: on the paraphrases of every fact when given (the
+    questions' own wording stays unseen), else on 70% of the facts (the rest unseen)."""
     from ragortune.evaluate.arms import CLOSED_BOOK_SYSTEM
     from ragortune.tune.dataset import build_dataset
     from ragortune.tune.train import TrainConfig, train
 
-    built = build_dataset(train_questions, out / "data", system=CLOSED_BOOK_SYSTEM,
-                          refusal="I don't know.", validation=0.0)
+    paraphrased = cfg.paraphrases is not None
+    built = build_dataset(questions, out / "data", system=CLOSED_BOOK_SYSTEM,
+                          refusal="I don't know.", validation=0.0 if paraphrased else 0.3,
+                          seed=cfg.seed, paraphrase_file=cfg.paraphrases,
+                          original_wording=not paraphrased)
     recipe = {**cfg.train, "target_modules": tuple(cfg.train["target_modules"])}
     config = TrainConfig(data=str(built.train_path), out=str(out / "adapter"),
                          seed=cfg.seed, **recipe)
     result = train(config, on_progress=(lambda p: on_progress("adapter", p.step, p.total_steps))
                    if on_progress else None)
-    return {"adapter": "adapter", "examples": built.n_train, "seconds": result.train_seconds,
-            "cpu_seconds": result.cpu_seconds, "tokens": result.tokens,
-            "loss_first": result.loss_first, "loss_last": result.loss_last}
+    return {"adapter": "adapter", "examples": built.n_train, "held_out_facts": built.n_validation,
+            "protocol": ("paraphrases of every fact; asked in the original wording"
+                         if paraphrased else "70% of the facts; the other 30% held out"),
+            "seconds": result.train_seconds, "cpu_seconds": result.cpu_seconds,
+            "tokens": result.tokens, "loss_first": result.loss_first,
+            "loss_last": result.loss_last}
 
 
 def answer_rows(cfg: CompareConfig, arms: list[Any], questions: list[Question],
@@ -323,12 +285,10 @@ def run_compare(cfg: CompareConfig, on_event: StageEvent | None = None,
         questions_path = cfg.questions
     questions = read_questions(questions_path, require_answers=True)
 
-    gate, _ = cache.run("gate", {"kb": kb1_state, "questions": tree_hash(questions_path),
-                                 "k": cfg.k, "mode": cfg.mode, "folds": cfg.folds,
-                                 "seed": cfg.seed},
-                        lambda tmp: cross_validated_gate(kb1, questions, k=cfg.k, mode=cfg.mode,
-                                                         folds=cfg.folds, seed=cfg.seed))
-    min_score = gate["threshold"]
+    gated, _ = cache.run("gate", {"kb": kb1_state, "questions": tree_hash(questions_path),
+                                  "k": cfg.k, "mode": cfg.mode, "seed": cfg.seed},
+                         lambda tmp: gate(kb1, questions, k=cfg.k, mode=cfg.mode, seed=cfg.seed))
+    min_score = gated["threshold"]
 
     adapter: str | None = None
     training: dict[str, Any] | None = None
@@ -337,14 +297,8 @@ def run_compare(cfg: CompareConfig, on_event: StageEvent | None = None,
                   "seed": cfg.seed,
                   "paraphrases": tree_hash(cfg.paraphrases) if cfg.paraphrases else None}
 
-        def fit(tmp: Path) -> dict[str, Any]:
-            path, protocol = paraphrase_training_questions(questions, cfg.paraphrases, tmp)
-            trained = {_normalised(row["text"]) for _, row in read_jsonl(path)}
-            seen = sorted(q.id for q in questions if _normalised(q.text) in trained)
-            return {**train_adapter(cfg, path, tmp, on_progress), "protocol": protocol,
-                    "examples_trained": len(trained), "seen_ids": seen}
-
-        training, folder = cache.run("adapter", inputs, fit)
+        training, folder = cache.run(
+            "adapter", inputs, lambda tmp: train_adapter(cfg, questions_path, tmp, on_progress))
         adapter = str(folder / training["adapter"])
 
     def arms_for(names: tuple[str, ...]) -> list[Any]:
@@ -366,12 +320,12 @@ def run_compare(cfg: CompareConfig, on_event: StageEvent | None = None,
     run = {"started_at": utc_now(), "config": _config_json(cfg),
            "questions": {"path": str(questions_path), "n": len(questions),
                          "synthesised": synthesised, "sha256": tree_hash(questions_path)},
-           "index_v1": index_v1, "gate": gate, "training": training,
+           "index_v1": index_v1, "gate": gated, "training": training,
            "data": {"docs": tree_hash(cfg.docs),
                     "docs_v2": tree_hash(cfg.docs_v2) if cfg.docs_v2 else None}}
     answers_v1 = to_answers(v1_rows["rows"])
     write_answers(out, questions, v1_rows["rows"], update)
-    evidence_path = write_evidence(out, cfg, run, answers_v1, update, training)
+    evidence_path = write_evidence(out, run, answers_v1, update, adapter, gated)
     decision = decide_scenario(cfg, evidence_path) if cfg.scenario else None
     run["stages"] = cache.ran
     write_json_atomic(out / RUN_FILE, run, indent=2)
@@ -449,94 +403,61 @@ def _config_json(cfg: CompareConfig) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
 
 
-def _proportion(hits: int, n: int, split: str) -> dict[str, Any] | None:
-    """A rate with its n and 95% Wilson interval."""
-    if n == 0:
-        return None
-    from scipy.stats import binomtest
+def write_evidence(out: Path, run: dict[str, Any], answers_v1: list[Any],
+                   update: dict[str, Any] | None, adapter: str | None,
+                   gated: dict[str, Any]) -> Path:
+    """evidence.json (schema 2) for the run: per arm the figures of `eval answers` (a
+    fine-tuned arm's accuracy only on questions it never trained on, the gate's abstention
+    cross-validated), the update test's stale rates, and the paired comparisons."""
+    from ragortune.evaluate.arms import ARM_KINDS, Arm, summarise
+    from ragortune.evaluate.evidence import run_id, update_evidence
+    from ragortune.evaluate.heldout import (
+        CrossValidated,
+        adapter_training,
+        compare_arms,
+        evidence_arm,
+        score_arms,
+    )
+    from ragortune.evaluate.update import UpdateResult, evidence_arms
 
-    ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
-    return {"value": round(hits / n, 4), "n": n, "low": round(float(ci.low), 4),
-            "high": round(float(ci.high), 4), "split": split}
-
-
-def _normalised(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def arm_figures(answers: list[Any], seen: set[str]) -> dict[str, dict[str, Any]]:
-    """Per arm: accuracy on questions whose wording it never trained on (`accuracy`, the only
-    figure the decision weighs) and on trained wordings (`accuracy_seen`), each with n and
-    a 95% interval; latency and tokens as `eval answers` reports them."""
-    from ragortune.evaluate.arms import summarise
-
-    out = {}
-    summary = summarise(answers)
-    for arm, s in summary.items():
-        rows = [a for a in answers if a.arm == arm and a.answerable]
-        tuned = arm in ("ft", "hybrid")
-        unseen = [a for a in rows if not (tuned and a.query_id in seen)]
-        trained = [a for a in rows if tuned and a.query_id in seen]
-        unanswerable = [a for a in answers if a.arm == arm and a.answerable is False]
-        out[arm] = {
-            "accuracy": _proportion(sum(bool(a.correct) for a in unseen), len(unseen),
-                                    "held-out"),
-            "accuracy_seen": _proportion(sum(bool(a.correct) for a in trained), len(trained),
-                                         "in-sample (trained on)") if tuned else None,
-            "abstention_on_unanswerable": _proportion(
-                sum(a.abstained for a in unanswerable), len(unanswerable), "held-out"),
-            "latency_ms": s["latency_ms"], "tokens_per_query": s["tokens_per_query"],
-            "citation_support_rate": s["citation_support_rate"],
-        }
-    return out
-
-
-def stale_figures(rows: list[Any], changed: dict[str, tuple[str, ...]],
-                  questions_v2: list[Question]) -> dict[str, dict[str, Any]]:
-    """Per arm, over the facts that changed in v2: how often it still states the v1 value
-    (stale) and how often it gives the v2 one."""
-    from ragortune.judge import matches_gold
-
-    gold = {q.id: q.answers or () for q in questions_v2}
-    out = {}
-    for arm in dict.fromkeys(a.arm for a in rows):
-        asked = [a for a in rows if a.arm == arm and a.query_id in changed
-                 and changed[a.query_id]]
-        stale = [a for a in asked if matches_gold(a.answer, changed[a.query_id])
-                 and not matches_gold(a.answer, gold[a.query_id])]
-        new = [a for a in rows if a.arm == arm and a.query_id in changed]
-        out[arm] = {"stale_rate": _proportion(len(stale), len(asked), "held-out"),
-                    "new_fact_accuracy": _proportion(sum(bool(a.correct) for a in new),
-                                                     len(new), "held-out")}
-    return out
-
-
-def write_evidence(out: Path, cfg: CompareConfig, run: dict[str, Any], answers_v1: list[Any],
-                   update: dict[str, Any] | None, training: dict[str, Any] | None) -> Path:
-    """evidence.json: the figures the decision weighs, each with n, interval and split; the
-    point values stay where `cost` and `decide` read them."""
-    from ragortune.evaluate.evidence import update_evidence
-
-    seen = set(training["seen_ids"]) if training else set()
-    figures = arm_figures(answers_v1, seen)
+    dataset = _identity(run)
+    rid = run_id("compare", run["started_at"])
+    names = list(dict.fromkeys(a.arm for a in answers_v1))
+    arms = [Arm(name, ARM_KINDS[name][0], None, adapter if ARM_KINDS[name][1] else None)
+            for name in names]
+    record = adapter_training(adapter) if adapter else None
+    tuned = {a.name for a in arms if a.adapter}
+    scores = score_arms(answers_v1, {name: record for name in tuned}, tuned)
+    summary = summarise(answers_v1)
+    cross = gated.get("cross_validated")
+    gate_figures = CrossValidated.from_json(cross) if cross else None
+    figures = {a.name: evidence_arm(scores[a.name], summary[a.name], run=rid,
+                                    dataset=dataset["hash"],
+                                    gate=gate_figures if a.retrieval else None) for a in arms}
+    sections: dict[str, Any] = {"arms": figures, "run": run,
+                                "comparisons": [c.to_json() for c in
+                                                compare_arms(answers_v1, scores)]}
     if update is not None:
-        rows_v2 = to_answers(update["rows"])
-        for arm, values in stale_figures(rows_v2, update["changed"],
-                                         update["questions"]).items():
-            figures.setdefault(arm, {}).update(values)
-    arms = {}
-    for arm, f in figures.items():
-        point = {key: (value or {}).get("value") for key, value in f.items()
-                 if key in ("accuracy", "stale_rate", "new_fact_accuracy")}
-        arms[arm] = {**point, "latency_ms": f.get("latency_ms"),
-                     "tokens_per_query": f.get("tokens_per_query"), "figures": f}
+        result = UpdateResult(answers_v1, to_answers(update["rows"]), _report(run["index_v1"]),
+                              _report(update["index_v2"]), update["changed"],
+                              update["index_v2"].get("cpu_seconds"))
+        per_arm = result.per_arm(arms, update["questions"])
+        for arm, values in evidence_arms(per_arm, run=rid, dataset=dataset["hash"]).items():
+            figures[arm] = {**figures[arm], **values}
+        sections["update"] = {"run_id": rid, "arms": per_arm,
+                              "new_facts": len(update["changed"]),
+                              "index_v2": update["index_v2"]}
     path = out / "evidence.json"
     path.unlink(missing_ok=True)  # one compare run = one evidence file, never merged
-    return update_evidence(out, {"arms": arms, "run": run,
-                                 "update": {"index_v2": update["index_v2"],
-                                            "changed_facts": len(update["changed"])}
-                                 if update else None}, "compare",
-                           dataset=_identity(run))
+    return update_evidence(out, sections, "compare", dataset=dataset)
+
+
+def _report(data: dict[str, Any]) -> SyncReport:
+    docs = data["documents"]
+    return SyncReport(added=docs["added"], updated=docs["updated"], unchanged=docs["unchanged"],
+                      deleted=docs["deleted"], chunks_embedded=data["chunks_embedded"],
+                      chunks_reused=data["chunks_reused"], chunks_deleted=data["chunks_deleted"],
+                      embedding_tokens=data["embedding_tokens"], seconds=data["seconds"])
 
 
 def _identity(run: dict[str, Any]) -> dict[str, Any]:

@@ -193,6 +193,14 @@ class CrossValidated:
     recall: Estimate  # unanswerable questions that abstained
     answered_recall: Estimate  # answerable questions let through
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CrossValidated:
+        """Back from `to_json` (a cached result); the per-question decisions are not kept."""
+        def est(e: Mapping[str, Any]) -> Estimate:
+            return Estimate(e["value"], e["n"], e["low"], e["high"], e["method"])
+        return cls(int(data["k"]), tuple(data["thresholds"]), (), est(data["precision"]),
+                   est(data["recall"]), est(data["answered_recall"]))
+
     def to_json(self) -> dict[str, Any]:
         def est(e: Estimate) -> dict[str, Any]:
             return {"value": e.value, "n": e.n, "low": e.low, "high": e.high,

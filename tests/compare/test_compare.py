@@ -24,6 +24,7 @@ QUESTIONS = [
     {"_id": "pto", "text": "How many days of paid time off do employees get per year?",
      "answers": ["20 days"]},
     {"_id": "none", "text": "Who designed the lunar landing module?", "answers": []},
+    {"_id": "none2", "text": "What is the boiling point of liquid nitrogen?", "answers": []},
 ]
 
 
@@ -55,9 +56,10 @@ def test_compare_writes_evidence_decision_and_report_then_reuses_every_stage(set
     first = run_compare(setup)
     assert not any(stage["cached"] for stage in first.stages.values())
     evidence = json.loads(first.evidence.read_text())
-    rag = evidence["arms"]["rag"]["figures"]
+    rag = evidence["arms"]["rag"]
     assert rag["accuracy"]["n"] == 2 and 0 <= rag["accuracy"]["low"] <= rag["accuracy"]["high"]
     assert rag["stale_rate"]["n"] == 1  # one fact changed between v1 and v2
+    assert rag["abstention"]["recall"]["split"] == "cross-validated"
     assert first.decision is not None and first.decision["recommendation"]
     for name in ("report.html", "report.md", "answers.csv", "decision.json", "cost.json"):
         assert (setup.out / name).is_file(), name
@@ -65,7 +67,9 @@ def test_compare_writes_evidence_decision_and_report_then_reuses_every_stage(set
     again = run_compare(setup)
     assert again.stages.keys() == first.stages.keys()
     assert all(stage["cached"] for stage in again.stages.values())
-    assert json.loads(again.evidence.read_text())["arms"]["rag"]["figures"] == rag
+    same = json.loads(again.evidence.read_text())["arms"]["rag"]["accuracy"]
+    assert {k: same[k] for k in ("value", "n", "low", "high")} == {
+        k: rag["accuracy"][k] for k in ("value", "n", "low", "high")}
 
 
 def test_editing_one_document_redoes_only_what_depends_on_the_kb(setup):
@@ -88,15 +92,16 @@ def test_fine_tuned_arm_is_scored_only_on_wordings_it_never_trained_on(setup, tm
     paraphrases = _jsonl(tmp_path / "para.jsonl", [
         {"_id": "price", "paraphrases": ["What is the monthly Pro price for one vehicle?"]},
         {"_id": "pto", "paraphrases": ["How much paid leave is there each year?",
-                                       # planted: the original wording, so it counts as seen
-                                       QUESTIONS[1]["text"]]}])
+                                       # planted: the original wording up to case and
+                                       # punctuation, so the question counts as seen
+                                       QUESTIONS[1]["text"].upper().rstrip("?")]}])
     cfg = replace(setup, arms=("ft",), docs_v2=None, questions_v2=None, scenario=None,
                   paraphrases=paraphrases,
                   train={"epochs": 1, "batch_size": 2, "lr": 1e-3, "lora_r": 4,
                          "top_layers": 2, "target_modules": ["q_proj", "v_proj"]})
     result = run_compare(cfg)
-    assert result.run["training"]["seen_ids"] == ["pto"]
-    figures = json.loads(result.evidence.read_text())["arms"]["ft"]["figures"]
+    figures = json.loads(result.evidence.read_text())["arms"]["ft"]
+    assert figures["seen_questions"] == 1
     assert figures["accuracy"]["n"] == 1  # only the unseen question counts
     assert figures["accuracy_seen"]["n"] == 1
     shutil.rmtree(cfg.out)
