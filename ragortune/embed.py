@@ -66,7 +66,9 @@ class LocalEmbedder:
         # Small batches keep a CPU's caches warm (16 measured ~8 % faster than 64 for
         # MiniLM on 2 cores); an accelerator wants large ones.
         self.batch_size = batch_size or (16 if self.model.device.type == "cpu" else 64)
-        self.model.tokenizer.model_max_length = 1_000_000  # counting long texts is fine
+        # The window is left as the model has it: `encode` truncates there, so a long query or
+        # an over-long chunk is embedded from its first max_tokens tokens instead of crashing
+        # the position embeddings ("size of tensor a (1728) must match ... (512)").
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Batches group texts of near-equal token length, longest first, so padding costs
@@ -87,7 +89,8 @@ class LocalEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        ids = self.model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        ids = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False,
+                                   verbose=False)["input_ids"]
         return [len(row) for row in ids]
 
 
@@ -102,7 +105,7 @@ class OpenAIEmbedder:
         self.model = model
         self.base_url = (base_url or os.environ.get("RAGORTUNE_EMBED_BASE_URL")
                          or OPENAI_BASE_URL).rstrip("/")
-        key = api_key or os.environ.get("RAGORTUNE_EMBED_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        key = api_key_for(self.base_url, "RAGORTUNE_EMBED_API_KEY", api_key)
         if self.base_url == OPENAI_BASE_URL and not key:
             raise ConfigError(
                 f"embedder {self.name} talks to api.openai.com and needs a key: set "
@@ -129,7 +132,7 @@ class OpenAIEmbedder:
             data = sorted(getattr(reply, "data", None) or [], key=lambda item: item.index)
             if len(data) != len(batch):
                 raise RagortuneError(
-                    f"embedding endpoint {self.base_url} returned {len(data)} vectors for "
+                    f"embedding endpoint {redact_url(self.base_url)} returned {len(data)} vectors for "
                     f"{len(batch)} texts: is it an OpenAI-compatible /v1 base URL?")
             rows.extend(item.embedding for item in data)
         matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
@@ -142,6 +145,38 @@ class OpenAIEmbedder:
 
             self._encoding = get_encoding("cl100k_base")
         return [len(self._encoding.encode(text)) for text in texts]
+
+
+def is_openai(base_url: str) -> bool:
+    """The base URL is OpenAI's own API (https://api.openai.com/...)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    return parts.scheme == "https" and (parts.hostname or "").lower() == "api.openai.com"
+
+
+def api_key_for(base_url: str, own_env: str, explicit: str | None = None) -> str | None:
+    """The key to send to `base_url`: one given, else the endpoint's own setting (`own_env`,
+    e.g. RAGORTUNE_LLM_API_KEY), else OPENAI_API_KEY only when the URL is OpenAI's: a key
+    for OpenAI must never reach a third-party or self-hosted server unless the user names it
+    for that server."""
+    key = explicit or os.environ.get(own_env)
+    if key:
+        return key
+    return os.environ.get("OPENAI_API_KEY") if is_openai(base_url) else None
+
+
+def redact_url(url: str) -> str:
+    """`url` with any `user:password@` replaced by `***@`, for messages and stored records."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def openai_client(base_url: str, api_key: str | None, *, timeout: float,
@@ -161,7 +196,7 @@ def endpoint_error(exc: Exception, client: Any, role: str, model: str,
     that fixes it. Shared by the embedder and the LLM backend."""
     import openai
 
-    where = f"{role} endpoint {str(client.base_url).rstrip('/')}"
+    where = f"{role} endpoint {redact_url(str(client.base_url).rstrip('/'))}"
     attempts = client.max_retries + 1
     tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
     if isinstance(exc, openai.APITimeoutError):

@@ -59,8 +59,9 @@ def read_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[int, Any]
                 continue
             try:
                 yield number, json.loads(line)
-            except (json.JSONDecodeError, RecursionError) as exc:
-                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deep"
+            except (ValueError, RecursionError) as exc:  # ValueError: a 5,000-digit number
+                reason = (exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deep"
+                          if isinstance(exc, RecursionError) else "a number with too many digits")
                 raise InputError(f"{path}:{number}: not valid JSON ({reason})") from None
 
 

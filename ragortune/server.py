@@ -3,6 +3,10 @@
 The KB is opened once; every search re-reads the small manifest and re-pins the store when a
 sync has committed, so requests running during an ingest see the last consistent version.
 Bound off loopback, the server refuses to start without a bearer token (see `check_bind`).
+With a token, every route but /healthz needs it (the OpenAPI docs included); without one
+(loopback only), requests must name a loopback host, so a web page that rebinds its own DNS
+name to 127.0.0.1 cannot read the KB through a victim's browser. Every error, validation and
+404 included, is an OpenAI-style `{"error": {"message", "type", ...}}` body.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -20,7 +25,10 @@ from typing import Any, Literal
 
 import anyio
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, Field
 
 from ragortune import __version__, rag, retrieve
@@ -78,8 +86,37 @@ def check_bind(host: str, token: str | None) -> None:
             "(or --token), or bind to 127.0.0.1")
 
 
-def _error(status: int, message: str, kind: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
+def _error(status: int, message: str, kind: str, param: str | None = None,
+           code: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param,
+                                   "code": code}}, status_code=status)
+
+
+def host_is_loopback(header: str) -> bool:
+    """The Host header names a loopback address or `localhost` (any port)."""
+    header = header.strip()
+    if header.startswith("["):  # [::1]:8000
+        host = header[1:header.find("]")] if "]" in header else ""
+    else:
+        host = header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    return bool(host) and is_loopback(host.lower().rstrip("."))
+
+
+def bearer_matches(header: str, token: str) -> bool:
+    """`Authorization: Bearer <token>`, the scheme in any case (RFC 7235); the token compared
+    in constant time, so its bytes cannot be guessed one by one from response times."""
+    scheme, _, given = header.strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.encode())
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    parts, param = [], None
+    for error in exc.errors():
+        loc = [str(x) for x in error.get("loc", ()) if x != "body"]
+        param = param or ".".join(loc) or None
+        parts.append(f"{'.'.join(loc) or 'body'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request body", param
 
 
 def _question(messages: list[ChatMessage]) -> str:
@@ -108,17 +145,42 @@ def create_app(kb_path: str | Path, llm_spec: str | None = "smollm2", token: str
     # Searches are short CPU-bound calls: a few worker threads served in arrival order keep
     # the tail low under many clients; 40 threads fighting over the GIL made p99 ten times p50.
     search_slots = anyio.CapacityLimiter(search_threads)
-    app = FastAPI(title="ragortune", version=__version__)
+    # The docs are served by routes below, behind the token like the API they describe.
+    app = FastAPI(title="ragortune", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url=None)
 
     @app.exception_handler(RagortuneError)
     async def user_error(_: Request, exc: RagortuneError) -> JSONResponse:
         return _error(400, str(exc), "invalid_request_error")
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _validation_message(exc)
+        return _error(400, message, "invalid_request_error", param=param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return _error(exc.status_code, str(exc.detail), kind)
+
+    @app.exception_handler(Exception)
+    async def server_error(_: Request, exc: Exception) -> JSONResponse:
+        logging.getLogger("ragortune.server").error("request failed", exc_info=exc)
+        return _error(500, f"internal error ({type(exc).__name__}); see the server log",
+                      "server_error")
+
+    @app.middleware("http")
+    async def loopback_host_only(request: Request, call_next: Any) -> Response:
+        if token is None and not host_is_loopback(request.headers.get("host", "")):
+            return _error(421, "this server has no token and answers only requests for a "
+                               "loopback host (localhost, 127.0.0.1, [::1]); set "
+                               "RAGORTUNE_API_TOKEN to serve other names", "invalid_request_error")
+        return await call_next(request)
+
     def authorize(request: Request) -> None:
         if token is None:
             return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        if not bearer_matches(request.headers.get("authorization", ""), token):
             raise _Unauthorized()
 
     @app.exception_handler(_Unauthorized)
@@ -135,6 +197,18 @@ def create_app(kb_path: str | Path, llm_spec: str | None = "smollm2", token: str
         summary = kb.summary()  # a count query on PostgreSQL, not every manifest row
         return {"status": "ok", "version": __version__, "store_version": summary["store_version"],
                 "chunks": summary["chunks"], "llm": model.name}
+
+    @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", dependencies=guarded, include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="ragortune API")
+
+    @app.get("/redoc", dependencies=guarded, include_in_schema=False)
+    def redoc() -> Response:
+        return get_redoc_html(openapi_url="/openapi.json", title="ragortune API")
 
     @app.get("/v1/models", dependencies=guarded)
     def models() -> dict[str, Any]:

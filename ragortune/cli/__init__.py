@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from ragortune.cli.app import app, err_console, print_error
+from ragortune.config import configure_threads
 from ragortune.errors import RagortuneError
+
+# Thread pools read their sizes once, when numpy and torch load: set them before anything does.
+try:
+    configure_threads()
+    _THREADS_ERROR: RagortuneError | None = None
+except RagortuneError as _exc:
+    _THREADS_ERROR = _exc
+
+from ragortune.cli.app import app, err_console, print_error  # noqa: E402
 
 # Each import registers its commands on `app`.
 from ragortune.cli import kb  # noqa: E402,F401
@@ -20,6 +29,9 @@ from ragortune.cli import report  # noqa: E402,F401
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
+    if _THREADS_ERROR is not None:
+        print_error(_THREADS_ERROR)
+        sys.exit(2)
     try:
         app(standalone_mode=False)
     except RagortuneError as exc:

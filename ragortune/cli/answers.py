@@ -200,4 +200,5 @@ def serve(
     err_console.print(f"serving on http://{host}:{port} (OpenAI base URL http://{host}:{port}/v1)"
                       + (", bearer token required" if token else ""))
     sys.stdout.flush()
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=access_log)
+    uvicorn.run(application, host=host, port=port, access_log=access_log,
+                log_level="info" if access_log else "warning")  # access lines are INFO records

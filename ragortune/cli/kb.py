@@ -36,6 +36,7 @@ def ingest(
 ) -> None:
     """Add, update and delete documents so the KB matches PATHS; only changed text is embedded."""
     from ragortune.documents.chunk import check_sizes
+    from ragortune.documents.loaders import check_sources
     from ragortune.kb import open_kb
     from ragortune.kb.ray_engine import RayEngine
     from ragortune.kb.sync import sync
@@ -43,6 +44,7 @@ def ingest(
     settings = load_settings({"kb": kb, "store_url": store, "embedder": embedder,
                               "chunk_size": chunk_size, "chunk_overlap": chunk_overlap})
     check_sizes(settings.chunk_size, settings.chunk_overlap)
+    check_sources(paths)  # before a KB is created: a typo must not leave an empty one behind
     given = settings.model_fields_set  # only what the user set is checked against an existing KB
     base = open_kb(settings.kb, create=True, store=settings.store_url,
                    embedder=settings.embedder if "embedder" in given else None,
@@ -79,8 +81,9 @@ def search(
     k: Optional[int] = typer.Option(None, "-k", help="Number of hits (default 5)."),
     mode: Optional[str] = typer.Option(None, help="dense | bm25 | hybrid (default hybrid)."),
     min_score: Optional[float] = typer.Option(
-        None, help="Drop hits whose cosine similarity is below this (every mode); "
-                   "defaults to the KB's calibrated threshold."),
+        None, help="Drop hits whose cosine similarity is below this (every mode). Without it, "
+                   "hits below the KB's calibrated threshold are shown and marked (`ask` would "
+                   "abstain on them)."),
     kb: Optional[str] = KB_OPTION,
     store: Optional[str] = STORE_OPTION,
     json_output: bool = JSON_OPTION,
@@ -92,20 +95,28 @@ def search(
     settings = load_settings({"kb": kb, "store_url": store, "k": k, "mode": mode,
                               "min_score": min_score})
     base = open_kb(settings.kb, store=settings.store_url)
-    threshold = settings.min_score if settings.min_score is not None else base.settings.min_score
+    # A threshold the user set filters; the KB's calibrated one only marks: it is the gate
+    # `ask` abstains behind, and a search that silently shows nothing hides the best hit.
+    threshold = settings.min_score
+    gate = base.settings.min_score if threshold is None else None
     hits = search(base, query, k=settings.k, mode=settings.mode, min_score=threshold)
+    below = [gate is not None and hit.similarity < gate for hit in hits]
     if json_output:
         emit_json({"query": query, "mode": settings.mode, "min_score": threshold,
-                   "hits": [asdict(hit) for hit in hits]})
+                   "calibrated_threshold": gate,
+                   "hits": [{**asdict(hit), "below_threshold": flag}
+                            for hit, flag in zip(hits, below)]})
         return
     if not hits:
         console.print("no hits" + (f" with similarity >= {threshold}" if threshold is not None else ""))
         return
-    for rank, hit in enumerate(hits, start=1):
+    for rank, (hit, flag) in enumerate(zip(hits, below), start=1):
         where = f"{hit.source}" + (f" § {hit.heading}" if hit.heading else "")
         line = Text.assemble((f"{rank}.", "bold"),
                              f" score {hit.score:.4f}  similarity {hit.similarity:.3f}  ",
-                             (where, "cyan"))
+                             (where, "cyan"),
+                             (f"  (below the calibrated threshold {gate:.3f}: `ask` would "
+                              "abstain)" if flag else "", "yellow"))
         console.print(line, highlight=False)
         console.print(f"   {hit.text[:300]}{'…' if len(hit.text) > 300 else ''}", highlight=False,
                       markup=False)
@@ -124,6 +135,12 @@ def status(kb: Optional[str] = KB_OPTION, store: Optional[str] = STORE_OPTION,
         return
     table = Table(show_header=False, box=None)
     for key, value in info.items():
-        shown = f"{value / 1e6:.2f} MB" if key == "size_bytes" else str(value)
+        if key == "size_bytes":
+            shown = f"{value / 1e6:.2f} MB"
+        elif value is None:
+            shown = {"min_score": "not calibrated (ragortune calibrate sets it)",
+                     "last_sync": "never"}.get(key, "-")
+        else:
+            shown = str(value)
         table.add_row(key.replace("_", " "), Text(shown))
     console.print(table)

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from ragortune.embed import redact_url
 from ragortune.cli.app import (
     JSON_OPTION,
     app,
@@ -79,7 +80,8 @@ def build_command(
     result = build_dataset(
         source, out, system=system, refusal=refusal, validation=validation, split_by=split_by,
         seed=seed, paraphrase=paraphrase, n_paraphrases=paraphrases,
-        paraphraser={"llm": paraphrase_llm, "base_url": paraphrase_base_url, "api_key_env": api_key_env},
+        paraphraser={"llm": paraphrase_llm, "api_key_env": api_key_env,
+                     "base_url": redact_url(paraphrase_base_url) if paraphrase_base_url else None},
     )
     payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
     if json_output:
@@ -322,7 +324,8 @@ def remote_command(
             client, data, model=model, validation_path=validation, epochs=epochs, suffix=suffix,
             seed=seed, wait=wait, poll_s=poll, timeout_s=timeout, on_event=on_event, on_status=on_status,
         )
-    payload = asdict(result) | {"done": result.done, "base_url": base_url}
+    payload = asdict(result) | {"done": result.done,
+                                "base_url": redact_url(base_url) if base_url else None}
     if json_output:
         emit_json(payload)
     elif result.status == "succeeded":

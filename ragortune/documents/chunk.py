@@ -1,8 +1,10 @@
 """Split documents into overlapping chunks sized in the embedder's own tokens.
 
-Boundaries are preferred in this order: Markdown heading, paragraph, sentence, word.
-A chunk never starts or ends inside a word, and never spans two sections, so its
-heading path is exact. Overlap repeats whole trailing sentences of the previous chunk.
+Boundaries are preferred in this order: heading (Markdown, or reStructuredText in .rst and
+.txt files), paragraph, sentence, word. A chunk never spans two sections, so its heading
+path is exact, and starts or ends inside a word only when one word is longer than a chunk
+(a base64 data URI, a minified blob): cut to the budget, it still fits the embedder's
+window. Overlap repeats whole trailing sentences of the previous chunk.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ragortune.documents.loaders import Document
+from ragortune.documents.loaders import Document, is_rst_adornment, is_rst_underline
 from ragortune.errors import ConfigError
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -20,6 +22,11 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=\S)")
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+# reStructuredText markup that is not content: badge images, substitution definitions and
+# lines made only of substitution references (`|pypi| |build|`). Left in, badge URLs become
+# chunks of their own that rank high for any query about the project.
+RST_IMAGE = re.compile(r"^\.\.\s+(\|[^|]+\|\s+)?(image|figure)::", re.IGNORECASE)
+RST_BADGE_LINE = re.compile(r"^\s*(\|[^|\s][^|]*\|_{0,2}\s*)+$")
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,10 @@ def check_sizes(size: int, overlap: int, window: int | None = None, embedder: st
 
 
 def sections(doc: Document) -> list[tuple[str, str]]:
-    """(heading path, body) pairs; only Markdown and HTML carry headings."""
+    """(heading path, body) pairs; Markdown and HTML carry `#` headings, reStructuredText
+    and plain text underlined ones."""
+    if doc.format in ("rst", "text"):
+        return _rst_sections(doc)
     if doc.format not in ("markdown", "html"):
         return [("", doc.text)]
     result: list[tuple[str, str]] = []
@@ -101,6 +111,63 @@ def sections(doc: Document) -> list[tuple[str, str]]:
     return result
 
 
+def _rst_sections(doc: Document) -> list[tuple[str, str]]:
+    """Sections of reStructuredText: a heading's level is the order in which its adornment
+    style (underline character, with or without overline) first appears, as in docutils.
+    Plain text without such headings or badges is one section, as it was."""
+    lines = doc.text.splitlines()
+    styles: list[tuple[str, bool]] = []
+    result: list[tuple[str, str]] = []
+    path: list[tuple[int, str]] = []
+    body: list[str] = []
+    changed = False
+    in_directive = False
+    i = 0
+
+    def flush() -> None:
+        text = "\n".join(body).strip()
+        if text:
+            result.append((" > ".join(title for _, title in path), text))
+        body.clear()
+
+    while i < len(lines):
+        line = lines[i]
+        previous_blank = i == 0 or not lines[i - 1].strip()
+        heading = None
+        if (previous_blank and is_rst_adornment(line) and i + 2 < len(lines)
+                and is_rst_underline(lines[i + 2], lines[i + 1].strip())
+                and lines[i + 2].strip()[0] == line.strip()[0]):
+            heading, style, i = lines[i + 1].strip(), (line.strip()[0], True), i + 3
+        elif (previous_blank and i + 1 < len(lines) and line.strip()
+              and is_rst_underline(lines[i + 1], line)):
+            heading, style, i = line.strip(), (lines[i + 1].strip()[0], False), i + 2
+        if heading is not None:
+            flush()
+            changed = True
+            in_directive = False
+            if style not in styles:
+                styles.append(style)
+            level = styles.index(style)
+            path = [(lvl, title) for lvl, title in path if lvl < level]
+            path.append((level, heading))
+            continue
+        i += 1
+        if RST_IMAGE.match(line):
+            in_directive = changed = True
+            continue
+        if in_directive and (line.startswith((" ", "\t")) and line.strip()):
+            continue  # the directive's options (:target:, :alt:) and content
+        in_directive = False
+        if RST_BADGE_LINE.match(line):
+            changed = True
+            continue
+        body.append(line)
+    if not changed:
+        return [("", doc.text)]
+    flush()
+    return result
+
+
 def _units(body: str) -> list[tuple[str, bool]]:
     """Sentences, each flagged when it ends a paragraph (a preferred place to cut)."""
     units: list[tuple[str, bool]] = []
@@ -114,9 +181,15 @@ def _units(body: str) -> list[tuple[str, bool]]:
 
 
 def _split_long(sentence: str, budget: int, count: TokenCounter) -> list[str]:
-    """Cut a sentence longer than the budget at word boundaries."""
+    """Cut a sentence longer than the budget at word boundaries (inside a word only when
+    the word alone is over the budget)."""
     words = sentence.split(" ")
     lengths = count(words)
+    if max(lengths, default=0) > budget:
+        split = [_split_word(w, budget, count) if n > budget else [w]
+                 for w, n in zip(words, lengths)]
+        words = [piece for pieces in split for piece in pieces]
+        lengths = count(words)
     pieces: list[str] = []
     current: list[str] = []
     used = 0
@@ -129,6 +202,25 @@ def _split_long(sentence: str, budget: int, count: TokenCounter) -> list[str]:
     if current:
         pieces.append(" ".join(current))
     return pieces
+
+
+def _split_word(word: str, budget: int, count: TokenCounter) -> list[str]:
+    """Pieces of an over-long word, each within `budget` tokens: cut by characters at the
+    word's own characters-per-token rate, and a piece still over budget cut in half again.
+    Linear in the word's length, so a multi-megabyte blob costs seconds, not hours."""
+    pieces = [word]
+    while True:
+        lengths = count(pieces)
+        if all(n <= budget or len(p) <= 1 for p, n in zip(pieces, lengths)):
+            return pieces
+        again: list[str] = []
+        for piece, n in zip(pieces, lengths):
+            if n <= budget or len(piece) <= 1:
+                again.append(piece)
+                continue
+            width = max(1, min(len(piece) // 2, int(len(piece) * budget * 0.9 / n)))
+            again.extend(piece[start:start + width] for start in range(0, len(piece), width))
+        pieces = again
 
 
 def chunk_document(doc: Document, count: TokenCounter, size: int = 240, overlap: int = 30) -> list[Chunk]:

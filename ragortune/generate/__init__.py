@@ -7,7 +7,7 @@
                                  `transformers:` is the same as `hf:`
   `llamacpp[:<file.gguf>]`       llama-cpp-python (optional extra); shipped SmolLM2 by default
   `openai:<model>`               any OpenAI-compatible endpoint (RAGORTUNE_LLM_BASE_URL,
-                                 RAGORTUNE_LLM_API_KEY; OPENAI_API_KEY also accepted)
+                                 RAGORTUNE_LLM_API_KEY; OPENAI_API_KEY for OpenAI's own URL only)
 """
 
 from __future__ import annotations
@@ -45,10 +45,11 @@ def load_llm(
 
         return LlamaCppLLM(arg or shipped_smollm2_dir() / SMOLLM2_GGUF)
     if kind == "openai" and arg:
+        from ragortune.embed import api_key_for
         from ragortune.generate.openai_compat import DEFAULT_BASE_URL, OpenAICompatLLM
 
         url = base_url or os.environ.get("RAGORTUNE_LLM_BASE_URL") or DEFAULT_BASE_URL
-        key = api_key or os.environ.get("RAGORTUNE_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        key = api_key_for(url, "RAGORTUNE_LLM_API_KEY", api_key)
         if url == DEFAULT_BASE_URL and not key:
             raise ConfigError(
                 f"--llm {spec} talks to api.openai.com and needs a key: set RAGORTUNE_LLM_API_KEY, "

@@ -14,7 +14,8 @@ from typing import Any
 
 import openai
 
-from ragortune.embed import MAX_RETRIES, OPENAI_BASE_URL, endpoint_error, openai_client
+from ragortune.embed import (MAX_RETRIES, OPENAI_BASE_URL, endpoint_error, openai_client,
+                             redact_url)
 from ragortune.errors import RagortuneError
 from ragortune.generate.llm import Completion, Message
 
@@ -51,7 +52,7 @@ class OpenAICompatLLM:
 
     def _not_a_completion(self, reply: Any) -> RagortuneError:
         return RagortuneError(
-            f"LLM endpoint {self.base_url} did not answer with a chat completion "
+            f"LLM endpoint {redact_url(self.base_url)} did not answer with a chat completion "
             f"({str(reply)[:120]!r}): does the base URL end with /v1?")
 
     def complete(

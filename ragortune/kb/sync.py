@@ -25,6 +25,7 @@ from ragortune.documents.loaders import Document, Skipped, discover, load_file
 from ragortune.kb.knowledge_base import KnowledgeBase
 from ragortune.kb.ray_engine import Prepared, RayEngine
 from ragortune.store import SEARCH_TEXT
+from ragortune.documents.loaders import unreadable_roots
 
 ProgressCallback = Callable[[int, int, int], None]  # documents done, total, chunks embedded
 
@@ -82,7 +83,7 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
         known_hashes = {h for doc in documents.values() for _, h in doc["chunks"]}
         files, skipped = discover(roots)
         report.skipped.extend(skipped)
-        seen: set[str] = set()
+        seen = {k for k, d in documents.items() if _under(d["source"], unreadable_roots(skipped))}
         loaded: list[Document] = []
         prepared = Prepared()
         if engine is not None:

@@ -136,8 +136,10 @@ class ChatTokenizer:
             for message in messages:
                 total += TOKENS_PER_MESSAGE
                 for key, value in message.items():
-                    if isinstance(value, str):
-                        n = len(self._encoding.encode_ordinary(value))
+                    if key == "content":
+                        value = message_text(value)
+                    if isinstance(value, str) and key != "weight":
+                        n = self._count_openai(value)
                         total += n
                         if key == "content" and message.get("role") == "assistant":
                             assistant += n
@@ -146,6 +148,33 @@ class ChatTokenizer:
             return total, assistant
         encoded = encode_chat(self.hf, messages, max_tokens=None)
         return len(encoded.input_ids), encoded.n_target
+
+
+    def _count_openai(self, text: str) -> int:
+        """bpe-openai refuses very long inputs ("too long to encode safely"): count pieces cut
+        just before a space, where its pre-tokenizer cuts anyway, so the sum is exact."""
+        pieces, start = [], 0
+        while len(text) - start > OPENAI_PIECE_CHARS:
+            cut = text.rfind(" ", start + 1, start + OPENAI_PIECE_CHARS)
+            cut = cut if cut > start else start + OPENAI_PIECE_CHARS
+            pieces.append(text[start:cut])
+            start = cut
+        pieces.append(text[start:])
+        return sum(len(self._encoding.encode_ordinary(piece)) for piece in pieces)
+
+
+OPENAI_PIECE_CHARS = 50_000
+
+
+def message_text(content: Any) -> str:
+    """A message's text: `content` as a string, or the text parts of a list of parts
+    (`[{"type": "text", "text": ...}]`, the other form OpenAI's chat format allows)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part["text"] for part in content if isinstance(part, dict)
+                       and part.get("type") == "text" and isinstance(part.get("text"), str))
+    return ""
 
 
 def load_tokenizer(model: str | None) -> Any:
@@ -195,7 +224,7 @@ def encode_chat(
             f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no chat template: "
             "fine-tune an instruction (chat) model, or one whose tokenizer defines a chat template"
         )
-    messages = [{"role": m["role"], "content": m.get("content") or ""} for m in messages]
+    messages = [{"role": m["role"], "content": message_text(m.get("content"))} for m in messages]
     text = _render(tokenizer, messages)
     spans: list[tuple[int, int]] = []
     for i, message in enumerate(messages):

@@ -14,7 +14,7 @@ from typing import Any
 
 from ragortune.errors import InputError
 from ragortune.tune.estimate import TrainingEstimate, estimate_training
-from ragortune.tune.tokens import ChatTokenizer
+from ragortune.tune.tokens import ChatTokenizer, message_text
 
 EXAMPLE_KEYS = {"messages", "tools", "functions", "parallel_tool_calls"}
 MESSAGE_KEYS = {"role", "content", "name", "weight", "function_call", "tool_calls", "tool_call_id", "refusal"}
@@ -103,19 +103,94 @@ def check_example(record: Any, line: int) -> list[Problem]:
                     err("unknown_key", f"{where}: unknown key {key!r}; use role, content, name, weight")
                 )
         role = message.get("role")
-        if role not in ROLES:
-            what = "has no role" if role is None else f"has unknown role {role!r}"
+        if not isinstance(role, str) or role not in ROLES:
+            what = "has no role" if role is None else f"has unknown role {_short(role)}"
             problems.append(err("unknown_role", f"{where} {what}; use system, user or assistant"))
+            role = None
         content = message.get("content")
         calls = role == "assistant" and (message.get("tool_calls") or message.get("function_call"))
-        empty = content is None or (isinstance(content, str) and not content.strip())
-        if (empty and not calls) or not isinstance(content, (str, list, type(None))):
+        problems.extend(err(code, f"{where}: {text}") for code, text in _content_problems(content))
+        if not message_text(content).strip() and not calls:
             problems.append(err("missing_content", f"{where} ({role}) has no text in \"content\""))
+        problems.extend(err(code, f"{where}: {text}") for code, text in _field_problems(message, role))
         if role == "assistant":
             has_assistant = True
     if not has_assistant:
         problems.append(err("no_assistant", "no assistant message: nothing to train on"))
     return problems
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bad_unicode(text: str) -> bool:
+    """A lone surrogate (`"\\ud800"` in the JSON) is valid JSON but not text: tokenizers
+    and providers reject it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _content_problems(content: Any) -> list[tuple[str, str]]:
+    """`content`: a string, null (assistant tool calls), or a list of parts, each
+    `{"type": "text", "text": "..."}` (or an image part, which costs no text tokens)."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [("invalid_text", '"content" holds a lone surrogate (invalid Unicode): fix '
+                                 "the text's encoding")] if _bad_unicode(content) else []
+    if not isinstance(content, list):
+        return [("bad_content", f'"content" is a {type(content).__name__}: use a string or a '
+                                'list of {"type": "text", "text": ...} parts')]
+    problems = []
+    for i, part in enumerate(content, start=1):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            if _bad_unicode(part["text"]):
+                problems.append(("invalid_text", f"content part {i} holds a lone surrogate "
+                                                 "(invalid Unicode)"))
+        elif kind != "image_url":
+            problems.append(("bad_content", f"content part {i} is not a "
+                                            '{"type": "text", "text": "..."} part'))
+    return problems
+
+
+def _field_problems(message: dict[str, Any], role: str | None) -> list[tuple[str, str]]:
+    """Types of the optional fields a provider checks (`weight` 0 or 1 on assistant turns)."""
+    problems = []
+    if "weight" in message:
+        weight = message["weight"]
+        if isinstance(weight, bool) or weight not in (0, 1):
+            problems.append(("bad_weight", f'"weight" is {_short(weight)}: use 0 or 1'))
+        elif role != "assistant":
+            problems.append(("bad_weight", '"weight" is only allowed on assistant messages'))
+    name = message.get("name")
+    if name is not None and (not isinstance(name, str) or _bad_unicode(name)):
+        problems.append(("bad_name", f'"name" is {_short(name)}: use a string'))
+    calls = message.get("tool_calls")
+    if calls is not None and not isinstance(calls, list):
+        problems.append(("bad_tool_calls", '"tool_calls" must be a list'))
+    return problems
+
+
+def _parse(raw: bytes) -> tuple[Any, str | None]:
+    """(record, None), or (None, why the line is not a JSON value we can read)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"
+    try:
+        return json.loads(text.rstrip("\r\n")), None
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+    except RecursionError:
+        return None, "not valid JSON (nested too deep)"
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        return None, f"not valid JSON ({str(exc).splitlines()[0][:120]})"
 
 
 def validate_file(
@@ -139,19 +214,19 @@ def validate_file(
     n_lines = 0
     blank: list[int] = []
     last_filled = 0
-    with path.open(encoding="utf-8", errors="replace") as fh:
+    with path.open("rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             n_lines = line_no
+            if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
             if not raw.strip():
                 blank.append(line_no)
                 continue
             last_filled = line_no
-            try:
-                record = json.loads(raw.rstrip("\r\n"))
-            except json.JSONDecodeError as exc:
-                problems.append(
-                    Problem(line_no, "not_json", ERROR, f"not valid JSON ({exc.msg} at column {exc.colno})")
-                )
+            record, why = _parse(raw)
+            if why is not None:
+                code = "not_utf8" if why.startswith("not UTF-8") else "not_json"
+                problems.append(Problem(line_no, code, ERROR, why))
                 continue
             found = check_example(record, line_no)
             problems.extend(found)

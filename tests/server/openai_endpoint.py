@@ -28,6 +28,7 @@ class OpenAIEndpoint:
         self.api_key = api_key
         self.dimension = dimension
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.authorizations: list[str | None] = []  # the Authorization header of each request
         self.delay = 0.0  # seconds to wait before answering: a slow or stuck server
         self._failures: list[int] = []
         self._lock = threading.Lock()
@@ -84,6 +85,7 @@ def _handler(endpoint: OpenAIEndpoint) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             endpoint.requests.append((self.path, body))
+            endpoint.authorizations.append(self.headers.get("Authorization"))
             time.sleep(endpoint.delay)
             if not self.path.startswith("/v1/"):
                 data = b"<html><body><h1>404 Not Found</h1></body></html>"
