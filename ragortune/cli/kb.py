@@ -22,13 +22,13 @@ STORE_OPTION = typer.Option(None, "--store", help="postgresql://... keeps the KB
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Files or folders (walked recursively)."),
-    kb: Optional[str] = KB_OPTION,
-    store: Optional[str] = STORE_OPTION,
-    embedder: Optional[str] = typer.Option(None, help="minilm | st:<model> | openai:<model>"),
-    chunk_size: Optional[int] = typer.Option(None, help="Tokens per chunk (default 240)."),
-    chunk_overlap: Optional[int] = typer.Option(None, help="Tokens shared by neighbours (default 30)."),
+    kb: str | None = KB_OPTION,
+    store: str | None = STORE_OPTION,
+    embedder: str | None = typer.Option(None, help="minilm | st:<model> | openai:<model>"),
+    chunk_size: int | None = typer.Option(None, help="Tokens per chunk (default 240)."),
+    chunk_overlap: int | None = typer.Option(None, help="Tokens shared by neighbours (default 30)."),
     batch_size: int = typer.Option(1024, help="Chunks per commit; a killed run loses at most one batch."),
-    ray: Optional[str] = typer.Option(
+    ray: str | None = typer.Option(
         None, "--ray", metavar="ADDRESS", help="Load, chunk and embed on Ray: 'local' starts "
         "Ray here, 'auto' or ray://host:10001 joins a cluster (needs ragortune[scale])."),
     workers: int = typer.Option(2, help="With --ray: embedder actors (one GPU each if any)."),
@@ -78,14 +78,14 @@ def ingest(
 @app.command()
 def search(
     query: str = typer.Argument(..., help="What to look for."),
-    k: Optional[int] = typer.Option(None, "-k", help="Number of hits (default 5)."),
-    mode: Optional[str] = typer.Option(None, help="dense | bm25 | hybrid (default hybrid)."),
-    min_score: Optional[float] = typer.Option(
+    k: int | None = typer.Option(None, "-k", help="Number of hits (default 5)."),
+    mode: str | None = typer.Option(None, help="dense | bm25 | hybrid (default hybrid)."),
+    min_score: float | None = typer.Option(
         None, help="Drop hits whose cosine similarity is below this (every mode). Without it, "
                    "hits below the KB's calibrated threshold are shown and marked (`ask` would "
                    "abstain on them)."),
-    kb: Optional[str] = KB_OPTION,
-    store: Optional[str] = STORE_OPTION,
+    kb: str | None = KB_OPTION,
+    store: str | None = STORE_OPTION,
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Search the knowledge base; hits carry score, similarity, source, heading and text."""
@@ -123,7 +123,7 @@ def search(
 
 
 @app.command()
-def status(kb: Optional[str] = KB_OPTION, store: Optional[str] = STORE_OPTION,
+def status(kb: str | None = KB_OPTION, store: str | None = STORE_OPTION,
            json_output: bool = JSON_OPTION) -> None:
     """Documents, chunks, embedder, size on disk and last sync of a knowledge base."""
     from ragortune.kb import open_kb

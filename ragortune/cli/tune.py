@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ragortune.embed import redact_url
 from ragortune.cli.app import (
     JSON_OPTION,
     app,
@@ -21,6 +20,7 @@ from ragortune.cli.app import (
     print_error,
     show_progress,
 )
+from ragortune.embed import redact_url
 
 tune_app = typer.Typer(
     help="Fine-tuning arm: build chat data, validate it and price the job, train LoRA adapters, "

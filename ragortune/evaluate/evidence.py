@@ -406,13 +406,13 @@ def parse_evidence(data: Any, path: str = "<evidence>") -> Evidence:
         def take(fig: Figure | None, key: str) -> float | None:
             if fig is None or fig.value is None:
                 return None
-            read.append(f"{where}.{key}")  # noqa: B023 - called at once, in this iteration
+            read.append(f"{where}.{key}")
             return fig.value
 
         def num(group: Mapping[str, float | None], key: str, prefix: str) -> float | None:
             if group.get(key) is None:
                 return None
-            read.append(f"{where}.{prefix}.{key}")  # noqa: B023
+            read.append(f"{where}.{prefix}.{key}")
             return float(group[key])  # type: ignore[arg-type]
 
         arms[name] = ArmEvidence(

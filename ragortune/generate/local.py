@@ -94,7 +94,7 @@ class LocalLLM:
             try:
                 with self._lock, torch.inference_mode():
                     result["out"] = self.model.generate(**inputs, streamer=streamer, **kwargs)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller thread below
+            except BaseException as exc:
                 result["error"] = exc
                 streamer.end()
 

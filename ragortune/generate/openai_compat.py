@@ -14,8 +14,7 @@ from typing import Any
 
 import openai
 
-from ragortune.embed import (MAX_RETRIES, OPENAI_BASE_URL, endpoint_error, openai_client,
-                             redact_url)
+from ragortune.embed import MAX_RETRIES, OPENAI_BASE_URL, endpoint_error, openai_client, redact_url
 from ragortune.errors import RagortuneError
 from ragortune.generate.llm import Completion, Message
 

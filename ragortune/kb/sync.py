@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 
 from ragortune.documents.chunk import Chunk, chunk_document
-from ragortune.documents.loaders import Document, Skipped, discover, load_file
+from ragortune.documents.loaders import Document, Skipped, discover, load_file, unreadable_roots
 from ragortune.kb.knowledge_base import KnowledgeBase
 from ragortune.kb.ray_engine import Prepared, RayEngine
 from ragortune.store import SEARCH_TEXT
-from ragortune.documents.loaders import unreadable_roots
 
 ProgressCallback = Callable[[int, int, int], None]  # documents done, total, chunks embedded
 
