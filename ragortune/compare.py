@@ -1,9 +1,9 @@
 """`ragortune compare`: the whole measurement on a team's own documents, in one call.
 
-Stages, each cached in OUT/.stages/<stage>-<hash of its inputs>/ (written to a temporary
+Stages, each cached in OUT/stages/<stage>-<hash of its inputs>/ (written to a temporary
 folder and renamed when finished, so Ctrl-C leaves every finished stage reusable and no half
-one): index v1 -> questions (given, or synthesised) -> gate (threshold calibrated on folds
-of the questions, never on the question it gates) -> adapter (trained on paraphrases of the
+one): index v1 -> questions (given, or synthesised) -> gate (its abstention measured on
+folds of the questions it was not calibrated on) -> adapter (trained on paraphrases of the
 facts, so the original wording stays unseen) -> answers v1 -> index v2 -> answers v2 ->
 evidence -> cost and decision. The KB syncs are incremental, so editing one document
 re-embeds only its chunks and redoes only the stages downstream of the KB.
@@ -59,7 +59,6 @@ class CompareConfig:
     mode: str = "hybrid"
     max_tokens: int = 32
     synth_questions: int = 24
-    folds: int = 5
     seed: int = 0
     train: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_RECIPE))
 
@@ -155,10 +154,6 @@ def retrieval(kb: KnowledgeBase, folder: Path, mode: str) -> dict[str, Any]:
             "means": result.means()}
 
 
-def _sync_report(report: SyncReport) -> dict[str, Any]:
-    return report.to_json()
-
-
 def index(cfg: CompareConfig, source: Path, kb_path: Path, docs: Path) -> tuple[KnowledgeBase,
                                                                                  dict[str, Any]]:
     """Sync `source` into the KB at `kb_path` (incremental: unchanged documents cost nothing)."""
@@ -167,7 +162,7 @@ def index(cfg: CompareConfig, source: Path, kb_path: Path, docs: Path) -> tuple[
     stage_documents(source, docs)
     cpu = time.process_time()
     report = sync(kb, [docs])
-    return kb, {**_sync_report(report), "cpu_seconds": round(time.process_time() - cpu, 3)}
+    return kb, {**report.to_json(), "cpu_seconds": round(time.process_time() - cpu, 3)}
 
 
 def kb_state(kb: KnowledgeBase) -> str:

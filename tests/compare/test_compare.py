@@ -49,7 +49,7 @@ def setup(tmp_path):
     q2 = _jsonl(tmp_path / "q2.jsonl", [{**q, "answers": ["$59"]} if q["_id"] == "price" else q
                                         for q in QUESTIONS])
     return CompareConfig(docs=docs, out=tmp_path / "out", questions=q1, docs_v2=docs_v2,
-                         questions_v2=q2, scenario=SCENARIO, arms=("base", "rag"), folds=3)
+                         questions_v2=q2, scenario=SCENARIO, arms=("base", "rag"))
 
 
 def test_compare_writes_evidence_decision_and_report_then_reuses_every_stage(setup):
