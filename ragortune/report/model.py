@@ -278,7 +278,8 @@ def _arms(evidence: dict[str, Any], cost: dict[str, Any], queries: float | None)
         a = arms[name] if isinstance(arms[name], dict) else {}
         answerable = _num(a.get("answerable"))
         unanswerable = _num(a.get("unanswerable"))
-        acc_raw = a.get("accuracy_unseen", a.get("accuracy"))
+        # arms that trained on nothing have no `accuracy_unseen` (null): every question counts
+        acc_raw = a.get("accuracy_unseen") or a.get("accuracy")
         accuracy = _measure(acc_raw, answerable, proportion=True)
         abst = a.get("abstention") or {}
         lat = a.get("latency_ms") or {}

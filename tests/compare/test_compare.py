@@ -105,3 +105,18 @@ def test_fine_tuned_arm_is_scored_only_on_wordings_it_never_trained_on(setup, tm
     assert figures["accuracy"]["n"] == 1  # only the unseen question counts
     assert figures["accuracy_seen"]["n"] == 1
     shutil.rmtree(cfg.out)
+
+
+def test_a_beir_folder_indexes_its_corpus_and_adds_retrieval_metrics(setup, tmp_path):
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    _jsonl(beir / "corpus.jsonl", [{"_id": f"d{i}", "title": name, "text": text}
+                                   for i, (name, text) in enumerate(DOCS.items())])
+    _jsonl(beir / "queries.jsonl", [{"_id": "q1", "text": "Pro plan price per vehicle"},
+                                    {"_id": "q2", "text": "paid time off days per year"}])
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td0\t1\nq2\td2\t1\n")
+    result = run_compare(replace(setup, docs=beir, docs_v2=None, questions_v2=None,
+                                 arms=("rag",), scenario=None))
+    assert result.run["index_v1"]["documents"]["added"] == 3  # the corpus, not queries or qrels
+    retrieval = json.loads(result.evidence.read_text())["retrieval"]
+    assert retrieval["ndcg@10"]["n"] == 2 and 0 < retrieval["ndcg@10"]["value"] <= 1

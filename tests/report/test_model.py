@@ -48,6 +48,7 @@ def test_evidence_v2_figures_keep_their_interval_split_and_run(demo_out: Path) -
     evidence = json.loads(path.read_text())
     evidence["arms"]["rag"]["accuracy"] = {"value": 0.6, "n": 25, "low": 0.41, "high": 0.77,
                                            "split": "held-out", "run_id": "r1"}
+    evidence["arms"]["rag"]["accuracy_unseen"] = None  # an arm that trained on nothing
     evidence["arms"]["rag"]["accuracy_seen"] = {"value": 1.0, "n": 12, "low": 0.76,
                                                 "high": 1.0, "split": "in-sample"}
     evidence["arms"]["rag"]["stale_rate"] = {"value": 0.2, "n": 5, "low": 0.04, "high": 0.62,
