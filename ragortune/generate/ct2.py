@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ragortune.errors import ConfigError
-from ragortune.generate.llm import Completion, Message
-from ragortune.generate.local import cut_at_stop
+from ragortune.generate.llm import Completion, Message, cut_at_stop, finished
 from ragortune.models import SMOLLM2, cache_dir, export_merged, weights_fingerprint
 
 QUANTIZATION = "int8"
@@ -143,13 +142,8 @@ class CT2LLM:
         cut = cut_at_stop(text, stop)
         if len(cut) > sent:
             yield cut[sent:]
-        if cut != text:
-            finish = "stop"
-        elif len(new) >= max_tokens and new[-1] != self.tokenizer.eos_token_id:
-            finish = "length"
-        else:
-            finish = "stop"
-        yield Completion(cut.strip(), len(prompt), len(new), self.name, finish)
+        yield finished(text, new, max_tokens, self.tokenizer.eos_token_id, stop, len(prompt),
+                       self.name)
 
     def complete(
         self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,

@@ -48,3 +48,21 @@ class LLM(Protocol):
     ) -> Iterator[str | Completion]:
         """Yield text pieces as they are generated, then one final `Completion` (full text, usage)."""
         ...
+
+
+def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
+    """Text before the first stop string (OpenAI semantics: the stop itself is not returned)."""
+    positions = [i for s in stop or () if (i := text.find(s)) >= 0]
+    return text[: min(positions)] if positions else text
+
+
+def finished(text: str, new_tokens: Sequence[int], max_tokens: int, eos_token_id: int | None,
+             stop: Sequence[str] | None, n_prompt: int, model: str) -> Completion:
+    """The `Completion` of a local generation: cut at the first stop string, and `length` as
+    finish reason only when the budget ran out before the end-of-sequence token."""
+    cut = cut_at_stop(text, stop)
+    ran_out = (cut == text and len(new_tokens) >= max_tokens
+               and int(new_tokens[-1]) != eos_token_id)
+    return Completion(cut.strip(), n_prompt, len(new_tokens), model,
+                      "length" if ran_out else "stop")
+

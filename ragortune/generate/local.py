@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ragortune.generate.llm import Completion, Message
+from ragortune.generate.llm import Completion, Message, cut_at_stop, finished
 from ragortune.models import SMOLLM2, load_causal_lm
 
 
@@ -54,14 +54,8 @@ class LocalLLM:
 
     def _finish(self, new: Any, max_tokens: int, text: str, stop: Sequence[str] | None,
                 n_prompt: int) -> Completion:
-        cut = cut_at_stop(text, stop)
-        if cut != text:
-            finish = "stop"
-        elif len(new) >= max_tokens and new[-1] != self.tokenizer.eos_token_id:
-            finish = "length"
-        else:
-            finish = "stop"
-        return Completion(cut.strip(), n_prompt, len(new), self.name, finish)
+        return finished(text, new.tolist(), max_tokens, self.tokenizer.eos_token_id, stop,
+                        n_prompt, self.name)
 
     def complete(
         self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
@@ -116,9 +110,3 @@ class LocalLLM:
         if len(cut) > sent:
             yield cut[sent:]
         yield self._finish(result["out"][0, n_prompt:], max_tokens, text, stop, n_prompt)
-
-
-def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
-    """Text before the first stop string (OpenAI semantics: the stop itself is not returned)."""
-    positions = [i for s in stop or () if (i := text.find(s)) >= 0]
-    return text[: min(positions)] if positions else text
