@@ -71,20 +71,12 @@ class LocalEmbedder:
         # the position embeddings ("size of tensor a (1728) must match ... (512)").
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Batches group texts of near-equal token length, longest first, so padding costs
-        almost nothing (`encode` alone sorts by characters, a rougher guess); vectors come
-        back in the order of `texts`."""
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        if len(texts) <= self.batch_size:
-            order = np.arange(len(texts))
-        else:
-            order = np.argsort([-n for n in self.count_tokens(texts)], kind="stable")
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            vectors[rows] = self.model.encode([texts[i] for i in rows], batch_size=len(rows),
-                                              normalize_embeddings=True, convert_to_numpy=True,
-                                              show_progress_bar=False)
-        return vectors
+        from ragortune.embed_onnx import embed_by_length
+
+        return embed_by_length(texts, self.count_tokens, self.batch_size, self.dimension,
+                               lambda batch: self.model.encode(
+                                   batch, batch_size=len(batch), normalize_embeddings=True,
+                                   convert_to_numpy=True, show_progress_bar=False))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:

@@ -177,6 +177,22 @@ class OnnxEncoder:
         return np.concatenate(rows) if rows else np.zeros((0, self.dimension), np.float32)
 
 
+def embed_by_length(texts: Sequence[str], count_tokens: Any, batch_size: int, dimension: int,
+                    encode: Any) -> np.ndarray:
+    """Longest texts first, in batches of near-equal token length, so padding costs almost
+    nothing (sentence-transformers alone sorts by characters, a rougher guess); vectors come
+    back in the order of `texts`. Shared by the torch and ONNX runtimes."""
+    vectors = np.zeros((len(texts), dimension), dtype=np.float32)
+    if len(texts) <= batch_size:
+        order = np.arange(len(texts))
+    else:
+        order = np.argsort([-n for n in count_tokens(texts)], kind="stable")
+    for start in range(0, len(texts), batch_size):
+        rows = order[start:start + batch_size]
+        vectors[rows] = encode([texts[i] for i in rows])
+    return vectors
+
+
 class OnnxEmbedder:
     """A sentence-transformers model on onnxruntime behind the `Embedder` protocol; batches
     group texts of similar token length, as `LocalEmbedder`'s do."""
@@ -196,17 +212,8 @@ class OnnxEmbedder:
         self.batch_size = batch_size
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Longest texts first, in batches of near-equal token length (padding costs almost
-        nothing); vectors come back in the order of `texts`."""
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        if len(texts) <= self.batch_size:
-            order = np.arange(len(texts))
-        else:
-            order = np.argsort([-n for n in self.count_tokens(texts)], kind="stable")
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            vectors[rows] = self.model.encode([texts[i] for i in rows], batch_size=len(rows))
-        return vectors
+        return embed_by_length(texts, self.count_tokens, self.batch_size, self.dimension,
+                               lambda batch: self.model.encode(batch, batch_size=len(batch)))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
