@@ -38,6 +38,16 @@ def render_markdown(model: ReportModel) -> str:
         out += ["The questions were synthesised from the documents (`ragortune synth`).", ""]
     if missing:
         out += [f"Not in the folder: {', '.join(missing)}.", ""]
+    for section in (_verdict, _arms, _retrieval, _cost, _sensitivity, _disagreements, _run):
+        out += section(model)
+    out.append(f"Made by ragortune {__version__}.")
+    return "\n".join(out) + "\n"
+
+
+def _verdict(model: ReportModel) -> list[str]:
+    """The recommendation, its confidence and ranked reasons."""
+    v = model.verdict
+    out: list[str] = []
     if v:
         out.append(f"## Recommendation: {md(v.label)}")
         out.append("")
@@ -71,6 +81,12 @@ def render_markdown(model: ReportModel) -> str:
     else:
         out += ["## No decision in this folder", "", "decision.json is missing.", ""]
 
+    return out
+
+
+def _arms(model: ReportModel) -> list[str]:
+    """Per-arm figures with their intervals."""
+    out: list[str] = []
     out += ["## The arms, measured", ""]
     if model.arms:
         rows = []
@@ -92,6 +108,12 @@ def render_markdown(model: ReportModel) -> str:
     else:
         out += ["Answers not measured.", ""]
 
+    return out
+
+
+def _retrieval(model: ReportModel) -> list[str]:
+    """Retrieval metrics."""
+    out: list[str] = []
     out += ["## Retrieval", ""]
     if model.retrieval:
         out += _table(["metric", "value"], [[md(k), md(fmt.measure(m, 3))]
@@ -99,6 +121,13 @@ def render_markdown(model: ReportModel) -> str:
     else:
         out += ["Retrieval metrics not measured.", ""]
 
+    return out
+
+
+def _cost(model: ReportModel) -> list[str]:
+    """Totals with P10-P90 and break-evens."""
+    v = model.verdict
+    out: list[str] = []
     out += ["## Cost over time", ""]
     if model.cost:
         pick = v.option if v else None
@@ -117,6 +146,12 @@ def render_markdown(model: ReportModel) -> str:
     else:
         out += ["Cost not measured.", ""]
 
+    return out
+
+
+def _sensitivity(model: ReportModel) -> list[str]:
+    """What moves the decision, then the cost-only sweep."""
+    out: list[str] = []
     out += ["## Sensitivity", ""]
     if model.sensitivity is not None:
         if model.sensitivity:
@@ -135,6 +170,12 @@ def render_markdown(model: ReportModel) -> str:
     if model.sensitivity is None and not model.cost_sensitivity:
         out += ["Sensitivity not measured.", ""]
 
+    return out
+
+
+def _disagreements(model: ReportModel) -> list[str]:
+    """The questions where the arms' verdicts differ."""
+    out: list[str] = []
     out += ["## Where the arms disagree", ""]
     if model.disagreements:
         arms = list(dict.fromkeys(arm for d in model.disagreements for arm in d.answers))
@@ -155,11 +196,16 @@ def render_markdown(model: ReportModel) -> str:
     else:
         out += ["Per-question answers not recorded.", ""]
 
+    return out
+
+
+def _run(model: ReportModel) -> list[str]:
+    """Provenance: scenario, settings, data, versions."""
+    out: list[str] = []
     out += ["## How this was measured", ""]
     for section, rows in model.run.items():
         out += [f"### {md(section)}", ""]
         out += _table(["key", "value"], [[md(k), md(val)] for k, val in rows.items()])
     if not model.run:
         out += ["No run record in the folder.", ""]
-    out.append(f"Made by ragortune {__version__}.")
-    return "\n".join(out) + "\n"
+    return out
