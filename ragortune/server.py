@@ -149,48 +149,7 @@ def create_app(kb_path: str | Path, llm_spec: str | None = "smollm2", token: str
     app = FastAPI(title="ragortune", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url=None)
 
-    @app.exception_handler(RagortuneError)
-    async def user_error(_: Request, exc: RagortuneError) -> JSONResponse:
-        return _error(400, str(exc), "invalid_request_error")
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
-        message, param = _validation_message(exc)
-        return _error(400, message, "invalid_request_error", param=param)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        return _error(exc.status_code, str(exc.detail), kind)
-
-    @app.exception_handler(Exception)
-    async def server_error(_: Request, exc: Exception) -> JSONResponse:
-        logging.getLogger("ragortune.server").error("request failed", exc_info=exc)
-        return _error(500, f"internal error ({type(exc).__name__}); see the server log",
-                      "server_error")
-
-    @app.middleware("http")
-    async def loopback_host_only(request: Request, call_next: Any) -> Response:
-        if token is None and not host_is_loopback(request.headers.get("host", "")):
-            return _error(421, "this server has no token and answers only requests for a "
-                               "loopback host (localhost, 127.0.0.1, [::1]); set "
-                               "RAGORTUNE_API_TOKEN to serve other names", "invalid_request_error")
-        return await call_next(request)
-
-    def authorize(request: Request) -> None:
-        if token is None:
-            return
-        if not bearer_matches(request.headers.get("authorization", ""), token):
-            raise _Unauthorized()
-
-    @app.exception_handler(_Unauthorized)
-    async def unauthorized(_: Request, __: _Unauthorized) -> JSONResponse:
-        response = _error(401, "missing or wrong bearer token (Authorization: Bearer ...)",
-                          "authentication_error")
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response
-
-    guarded = [Depends(authorize)]
+    guarded = _install_access(app, token)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -198,17 +157,7 @@ def create_app(kb_path: str | Path, llm_spec: str | None = "smollm2", token: str
         return {"status": "ok", "version": __version__, "store_version": summary["store_version"],
                 "chunks": summary["chunks"], "llm": model.name}
 
-    @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)
-    def openapi() -> dict[str, Any]:
-        return app.openapi()
-
-    @app.get("/docs", dependencies=guarded, include_in_schema=False)
-    def docs() -> Response:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="ragortune API")
-
-    @app.get("/redoc", dependencies=guarded, include_in_schema=False)
-    def redoc() -> Response:
-        return get_redoc_html(openapi_url="/openapi.json", title="ragortune API")
+    _install_docs(app, guarded)
 
     @app.get("/v1/models", dependencies=guarded)
     def models() -> dict[str, Any]:
@@ -323,3 +272,65 @@ def _sse(events: Iterator[str | rag.Answer], completion_id: str, created: int,
     except RagortuneError as exc:  # headers are sent already: report in-band, as OpenAI does
         yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'invalid_request_error'}})}\n\n"
     yield "data: [DONE]\n\n"
+
+
+def _install_access(app: FastAPI, token: str | None) -> list[Any]:
+    """OpenAI-style error bodies for every failure, the Host check of the token-less loopback
+    server, and the bearer-token dependency the routes are guarded with (returned)."""
+    @app.exception_handler(RagortuneError)
+    async def user_error(_: Request, exc: RagortuneError) -> JSONResponse:
+        return _error(400, str(exc), "invalid_request_error")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _validation_message(exc)
+        return _error(400, message, "invalid_request_error", param=param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return _error(exc.status_code, str(exc.detail), kind)
+
+    @app.exception_handler(Exception)
+    async def server_error(_: Request, exc: Exception) -> JSONResponse:
+        logging.getLogger("ragortune.server").error("request failed", exc_info=exc)
+        return _error(500, f"internal error ({type(exc).__name__}); see the server log",
+                      "server_error")
+
+    @app.middleware("http")
+    async def loopback_host_only(request: Request, call_next: Any) -> Response:
+        if token is None and not host_is_loopback(request.headers.get("host", "")):
+            return _error(421, "this server has no token and answers only requests for a "
+                               "loopback host (localhost, 127.0.0.1, [::1]); set "
+                               "RAGORTUNE_API_TOKEN to serve other names", "invalid_request_error")
+        return await call_next(request)
+
+    def authorize(request: Request) -> None:
+        if token is None:
+            return
+        if not bearer_matches(request.headers.get("authorization", ""), token):
+            raise _Unauthorized()
+
+    @app.exception_handler(_Unauthorized)
+    async def unauthorized(_: Request, __: _Unauthorized) -> JSONResponse:
+        response = _error(401, "missing or wrong bearer token (Authorization: Bearer ...)",
+                          "authentication_error")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    return [Depends(authorize)]
+
+
+def _install_docs(app: FastAPI, guarded: list[Any]) -> None:
+    """The OpenAPI schema and its two viewers, behind the token like the API they describe."""
+    @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", dependencies=guarded, include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="ragortune API")
+
+    @app.get("/redoc", dependencies=guarded, include_in_schema=False)
+    def redoc() -> Response:
+        return get_redoc_html(openapi_url="/openapi.json", title="ragortune API")
