@@ -63,10 +63,7 @@ def retrieval_command(
     from ragortune.evaluate.retrieval import (
         SELECT_BY,
         best_of,
-        index_dataset,
-        open_eval_kb,
         parse_sweep,
-        run_queries,
         sweep_configs,
         sweep_rows,
     )
@@ -89,21 +86,8 @@ def retrieval_command(
     info = dataset_info(data)
     out_dir = out if out is not None else work / info["name"]
 
-    runs: list[dict[str, Any]] = []
-    with progress_bar(json_output) as progress:
-        for config in configs:
-            label = " ".join(f"{key}={value}" for key, value in config.items())
-            base = open_eval_kb(kb, work, data, config, settings.model_fields_set)
-            task = progress.add_task(f"index {label}", total=None) if progress else None
-            report = index_dataset(base, data)
-            if progress:
-                progress.update(task, total=1, completed=1)
-                task = progress.add_task(f"queries {label}", total=len(data.qrels))
-            result = run_queries(
-                base, data, mode=config["mode"], ks=ks, min_score=min_score,
-                on_progress=(lambda done, total, t=task: progress.update(t, completed=done))
-                if progress else None)
-            runs.append({"config": config, "kb": base, "index": report, "result": result})
+    runs = _run_configs(configs, kb, work, data, settings.model_fields_set, ks, min_score,
+                        json_output)
 
     # A sweep picks its configuration on one half of the queries and is reported on the
     # other, so the chosen figure is not flattered by the choice; without a sweep, all count.
@@ -162,6 +146,30 @@ def retrieval_command(
                    "sweep": sweep_table, "queries": rows})
         return
     _print_retrieval(info, run, result.means(), sweep_table)
+
+
+def _run_configs(configs: list[dict[str, Any]], kb: Path | None, work: Path, data: Any,
+                 given: set[str], ks: list[int], min_score: float | None,
+                 json_output: bool) -> list[dict[str, Any]]:
+    """Index and query once per configuration, with a progress bar at a terminal."""
+    from ragortune.evaluate.retrieval import index_dataset, open_eval_kb, run_queries
+
+    runs: list[dict[str, Any]] = []
+    with progress_bar(json_output) as progress:
+        for config in configs:
+            label = " ".join(f"{key}={value}" for key, value in config.items())
+            base = open_eval_kb(kb, work, data, config, given)
+            task = progress.add_task(f"index {label}", total=None) if progress else None
+            report = index_dataset(base, data)
+            if progress:
+                progress.update(task, total=1, completed=1)
+                task = progress.add_task(f"queries {label}", total=len(data.qrels))
+            result = run_queries(
+                base, data, mode=config["mode"], ks=ks, min_score=min_score,
+                on_progress=(lambda done, total, t=task: progress.update(t, completed=done))
+                if progress else None)
+            runs.append({"config": config, "kb": base, "index": report, "result": result})
+    return runs
 
 
 def _print_retrieval(info: dict[str, Any], run: dict[str, Any], means: dict[str, float],

@@ -101,6 +101,20 @@ def _arm_table(title: str, summary: dict[str, dict[str, Any]], extra: dict[str, 
     console.print(table)
 
 
+
+def _questions_of(dataset: Path | None, questions_file: Path | None, split: str
+                  ) -> tuple[Any, list[Any]]:
+    """The BEIR data set (its qrels when the split has them) or the plain questions file."""
+    from ragortune.evaluate.datasets import load_dataset
+    from ragortune.questions import read_questions
+
+    if dataset is not None:
+        has_qrels = (dataset / "qrels" / f"{split}.tsv").is_file()
+        data = load_dataset(dataset, split=split if has_qrels else None)
+        return data, list(data.queries.values())
+    assert questions_file is not None
+    return None, read_questions(questions_file)
+
 @eval_app.command("answers")
 def answers_command(
     dataset: Path | None = typer.Option(None, "--dataset", help="BEIR folder: corpus.jsonl, "
@@ -129,7 +143,6 @@ def answers_command(
     """Answer every labelled question with each arm: accuracy, abstention, citations, cost."""
     from ragortune.errors import InputError
     from ragortune.evaluate.arms import labelled_questions, run_arms, summarise
-    from ragortune.evaluate.datasets import load_dataset
     from ragortune.evaluate.evidence import (
         dataset_info,
         questions_info,
@@ -146,21 +159,13 @@ def answers_command(
     )
     from ragortune.evaluate.retrieval import index_dataset, open_eval_kb
     from ragortune.io import utc_now
-    from ragortune.questions import read_questions
 
     if (dataset is None) == (questions_file is None):
         raise InputError("give either --dataset DIR (a BEIR folder) or --questions FILE with "
                          "--kb DIR (an existing knowledge base)")
     started_at, started = utc_now(), time.perf_counter()
     settings = _settings(llm, k, mode, embedder)
-    data = None
-    if dataset is not None:
-        has_qrels = (dataset / "qrels" / f"{split}.tsv").is_file()
-        data = load_dataset(dataset, split=split if has_qrels else None)
-        queries = list(data.queries.values())
-    else:
-        assert questions_file is not None
-        queries = read_questions(questions_file)
+    data, queries = _questions_of(dataset, questions_file, split)
     questions = labelled_questions(queries)[:limit]
     chosen = _arms(arms, settings.llm, adapter)
     config = {key: getattr(settings, key) for key in ("embedder", "chunk_size", "chunk_overlap")}
@@ -240,6 +245,23 @@ def _existing_kb(kb: Path | None) -> Any:
     return open_kb(kb)
 
 
+
+def _check_update(v1: Path, v2: Path, arms: str, retrain: bool, adapter: Path | None) -> None:
+    """Refuse what would fail later, before v1 is answered."""
+    from ragortune.errors import InputError
+    from ragortune.evaluate.arms import parse_arms
+
+    for folder in (v1, v2):
+        if not folder.is_dir():
+            raise InputError(f"{folder}: folder not found; --v1 and --v2 take document folders")
+    if retrain and not {"ft", "hybrid"} & set(parse_arms(arms)):
+        raise InputError("--retrain retrains the fine-tuned arms: add ft or hybrid to --arms "
+                         "(and give their --adapter)")
+    if retrain and adapter is not None:
+        from ragortune.tune.retrain import adapter_recipe
+
+        adapter_recipe(adapter)  # fails now, not after answering v1, if it cannot be redone
+
 @eval_app.command("update")
 def update_command(
     v1: Path = typer.Option(..., "--v1", help="Documents before the update (a folder, or a "
@@ -269,8 +291,7 @@ def update_command(
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Answer on v1, sync v2 incrementally, answer again: new facts, stale answers, cost."""
-    from ragortune.errors import InputError
-    from ragortune.evaluate.arms import labelled_questions, parse_arms, summarise
+    from ragortune.evaluate.arms import labelled_questions, summarise
     from ragortune.evaluate.evidence import (
         file_sha256,
         run_id,
@@ -289,16 +310,7 @@ def update_command(
     from ragortune.kb import open_kb
     from ragortune.questions import read_questions
 
-    for folder in (v1, v2):
-        if not folder.is_dir():
-            raise InputError(f"{folder}: folder not found; --v1 and --v2 take document folders")
-    if retrain and not {"ft", "hybrid"} & set(parse_arms(arms)):
-        raise InputError("--retrain retrains the fine-tuned arms: add ft or hybrid to --arms "
-                         "(and give their --adapter)")
-    if retrain and adapter is not None:
-        from ragortune.tune.retrain import adapter_recipe
-
-        adapter_recipe(adapter)  # fails now, not after answering v1, if it cannot be redone
+    _check_update(v1, v2, arms, retrain, adapter)
     started_at, started = utc_now(), time.perf_counter()
     settings = _settings(llm, k, mode, embedder)
     q1 = labelled_questions(read_questions(questions_v1))[:limit]
