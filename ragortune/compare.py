@@ -434,14 +434,7 @@ def write_evidence(out: Path, run: dict[str, Any], answers_v1: list[Any],
     cross-validated), the update test's stale rates, and the paired comparisons."""
     from ragortune.evaluate.arms import ARM_KINDS, Arm, summarise
     from ragortune.evaluate.evidence import run_id, update_evidence
-    from ragortune.evaluate.heldout import (
-        CrossValidated,
-        adapter_training,
-        compare_arms,
-        evidence_arm,
-        retrieval_figures,
-        score_arms,
-    )
+    from ragortune.evaluate.heldout import CrossValidated, arms_evidence, retrieval_figures
     from ragortune.evaluate.update import UpdateResult, evidence_arms
 
     dataset = _identity(run)
@@ -449,18 +442,11 @@ def write_evidence(out: Path, run: dict[str, Any], answers_v1: list[Any],
     names = list(dict.fromkeys(a.arm for a in answers_v1))
     arms = [Arm(name, ARM_KINDS[name][0], None, adapter if ARM_KINDS[name][1] else None)
             for name in names]
-    record = adapter_training(adapter) if adapter else None
-    tuned = {a.name for a in arms if a.adapter}
-    scores = score_arms(answers_v1, {name: record for name in tuned}, tuned)
-    summary = summarise(answers_v1)
     cross = gated.get("cross_validated")
-    gate_figures = CrossValidated.from_json(cross) if cross else None
-    figures = {a.name: evidence_arm(scores[a.name], summary[a.name], run=rid,
-                                    dataset=dataset["hash"],
-                                    gate=gate_figures if a.retrieval else None) for a in arms}
-    sections: dict[str, Any] = {"arms": figures, "run": run,
-                                "comparisons": [c.to_json() for c in
-                                                compare_arms(answers_v1, scores)]}
+    _, figures, comparisons = arms_evidence(
+        answers_v1, arms, summarise(answers_v1), run=rid, dataset=dataset["hash"],
+        gate=CrossValidated.from_json(cross) if cross else None)
+    sections: dict[str, Any] = {"arms": figures, "run": run, "comparisons": comparisons}
     if measured_retrieval is not None:
         per_query = {k: np.array(v) for k, v in measured_retrieval["per_query"].items()}
         sections["retrieval"] = retrieval_figures(per_query, measured_retrieval["ids"],

@@ -150,13 +150,7 @@ def answers_command(
         update_evidence,
         write_csv,
     )
-    from ragortune.evaluate.heldout import (
-        adapter_training,
-        compare_arms,
-        evidence_arm,
-        gate_for,
-        score_arms,
-    )
+    from ragortune.evaluate.heldout import arms_evidence, gate_for
     from ragortune.evaluate.retrieval import index_dataset, open_eval_kb
     from ragortune.io import utc_now
 
@@ -188,19 +182,14 @@ def answers_command(
     summary = summarise(rows)
     for arm in chosen:
         summary[arm.name]["model"] = {"llm": settings.llm, "adapter": arm.adapter}
-    tuned = {arm.name for arm in chosen if arm.adapter is not None}
-    scores = score_arms(rows, {a.name: adapter_training(a.adapter) for a in chosen if a.adapter},
-                        tuned)
-    comparisons = [c.to_json() for c in compare_arms(rows, scores)]
     threshold = min_score if min_score is not None else (base.settings.min_score if base else None)
     gate = gate_for(base, questions, k=settings.k, mode=settings.mode) \
         if base is not None and threshold is not None else None
     info = (dataset_info(data) if data is not None
             else questions_info(questions_file, len(queries), base))
     rid = run_id("answers", started_at)
-    figures = {arm.name: evidence_arm(scores[arm.name], summary[arm.name], run=rid,
-                                      dataset=info["hash"],
-                                      gate=gate if arm.retrieval else None) for arm in chosen}
+    scores, figures, comparisons = arms_evidence(rows, chosen, summary, run=rid,
+                                                 dataset=info["hash"], gate=gate)
     out_dir = out if out is not None else work / info["name"]
     csv_rows = [{**r.row(), "exposure": scores[r.arm].exposure.get(r.query_id, "")}
                 for r in rows]

@@ -277,6 +277,19 @@ def evidence_arm(score: ArmScore, summary: Mapping[str, Any], *, run: str, datas
     return out
 
 
+def arms_evidence(answers: Sequence[Answered], arms: Sequence[Any],
+                  summary: Mapping[str, Mapping[str, Any]], *, run: str, dataset: str,
+                  gate: CrossValidated | None = None
+                  ) -> tuple[dict[str, ArmScore], dict[str, Any], list[dict[str, Any]]]:
+    """One run's arms scored (a fine-tuned arm against its adapter's training record), their
+    evidence entries (`gate` for the retrieval arms) and the paired comparisons."""
+    records = {a.name: adapter_training(a.adapter) for a in arms if a.adapter}
+    scores = score_arms(answers, records, set(records))
+    figures = {a.name: evidence_arm(scores[a.name], summary[a.name], run=run, dataset=dataset,
+                                    gate=gate if a.retrieval else None) for a in arms}
+    return scores, figures, [c.to_json() for c in compare_arms(answers, scores)]
+
+
 def gate_for(kb: Any, questions: Sequence[Any], *, k: int, mode: str, seed: int = 0
              ) -> CrossValidated | None:
     """The similarity gate's abstention on these labelled questions, cross-validated
