@@ -39,6 +39,15 @@ def write_jsonl_atomic(path: str | Path, rows: Any) -> Path:
     return write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
+def read_json(path: str | Path, fix: str) -> Any:
+    """A JSON file's value; a broken one is an InputError naming the file, line and `fix`."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); {fix}") from None
+
+
 def read_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[int, Any]]:
     """(line number, parsed value) for every non-blank line; a bad line is an InputError
     naming the file and line. `what` names the file's role in the message ("questions file")."""

@@ -55,7 +55,7 @@ from ragortune import __version__
 from ragortune.errors import InputError
 from ragortune.evaluate.datasets import Dataset
 from ragortune.evaluate.stats import Estimate
-from ragortune.io import utc_now, write_atomic, write_json_atomic
+from ragortune.io import read_json, utc_now, write_atomic, write_json_atomic
 
 if TYPE_CHECKING:
     from ragortune.kb import KnowledgeBase
@@ -436,8 +436,4 @@ def load_evidence(path: Path | str) -> Evidence:
     if not path.is_file():
         raise InputError(f"{path}: evidence file not found; run the evaluation first or drop "
                          "--evidence")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    return parse_evidence(data, str(path))
+    return parse_evidence(read_json(path, "run the evaluation again"), str(path))

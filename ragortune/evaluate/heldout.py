@@ -17,7 +17,6 @@ over the pairs of one run), so "rag beats ft" is stated only when the measured n
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 
 from ragortune.errors import InputError
 from ragortune.evaluate.stats import Estimate, PairedTest, holm, kfold, mcnemar, proportion, wilson
+from ragortune.io import read_json
 from ragortune.rag.calibrate import choose_threshold
 from ragortune.tune.trained import RECORD_KEY, SEEN, UNSEEN_FACT, UNSEEN_PHRASING, TrainedOn
 
@@ -47,10 +47,7 @@ def adapter_training(adapter: str | Path | None) -> TrainedOn | None:
     path = Path(adapter) / RUN_FILE
     if not path.is_file():
         return None
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.msg}); train the adapter again") from None
+    run = read_json(path, "train the adapter again")
     build = (run.get("dataset_build") or {}) if isinstance(run, dict) else {}
     if RECORD_KEY not in build:
         return None

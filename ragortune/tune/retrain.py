@@ -9,7 +9,6 @@ new pairs, measuring what that costs: wall and CPU seconds, tokens.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ragortune.errors import InputError
+from ragortune.io import read_json
 from ragortune.tune.dataset import (
     BUILD_FILE,
     BuildResult,
@@ -46,10 +46,7 @@ def adapter_recipe(adapter: str | Path) -> tuple[TrainConfig, dict[str, Any]]:
     if not record_path.is_file():
         raise InputError(f"{adapter}: no {RUN_FILE}; retraining repeats a `ragortune tune train` "
                          "run: give an adapter folder that command wrote")
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{record_path}: not valid JSON ({exc.msg}); train the adapter again") from exc
+    record = read_json(record_path, "train the adapter again")
     build = record.get("dataset_build")
     if not build or "settings" not in build:
         raise InputError(

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from ragortune.errors import ConfigError, InputError
-from ragortune.io import write_json_atomic, write_jsonl_atomic
+from ragortune.io import read_json, write_json_atomic, write_jsonl_atomic
 from ragortune.models import load_causal_lm
 from ragortune.tune import checkpoint
 from ragortune.tune.packing import IGNORE, Batch, epoch_batches, pack, split_micro
@@ -725,11 +725,7 @@ def _build_record(data: str) -> dict[str, Any] | None:
     path = Path(data).parent / BUILD_FILE
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.msg}); run `ragortune tune build` "
-                         "again, or delete the file") from exc
+    return read_json(path, "run `ragortune tune build` again, or delete the file")
 
 
 def _versions() -> dict[str, str]:
