@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 from rich.text import Text
 
 app = typer.Typer(
@@ -62,15 +73,62 @@ def show_progress(json_mode: bool) -> bool:
     return not json_mode and sys.stderr.isatty()
 
 
+class _Count(ProgressColumn):
+    """`done/total`, or a task's own `detail` field ("201/300 chunks, 40,112/55,178 tokens");
+    a task whose total is not known yet shows its count alone, never "0/None"."""
+
+    def render(self, task: Task) -> Text:
+        detail = task.fields.get("detail")
+        if detail:
+            return Text(str(detail))
+        done = int(task.completed)
+        return Text(f"{done:,}" if task.total is None else f"{done:,}/{int(task.total):,}")
+
+
 @contextmanager
 def progress_bar(json_output: bool) -> Iterator[Progress | None]:
+    """A transient bar on stderr's terminal (None in --json mode or a pipe); the ETA comes
+    from the recent rate, so a task must advance while its work happens."""
     if not show_progress(json_output):
         yield None
         return
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), _Count(),
+               TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         yield progress
+
+
+def sync_progress(progress: Progress, task: TaskID, label: str) -> Callable[[Any], None]:
+    """A `sync` progress callback (kb.sync.SyncProgress) driving `task`: each stage (reading,
+    chunking, embedding) restarts the bar, so the ETA is that of the stage under way."""
+    stage = {"name": ""}
+
+    def update(p: Any) -> None:
+        unit = {"reading": "files", "chunking": "documents"}.get(p.stage)
+        detail = (f"{p.done:,}/{p.total:,} {unit}" if unit else
+                  f"{p.chunks_embedded:,}/{p.chunks_to_embed:,} chunks, "
+                  f"{p.done:,}/{p.total:,} tokens")
+        if p.stage != stage["name"]:
+            stage["name"] = p.stage
+            progress.reset(task, total=p.total, description=f"{label} {p.stage}",
+                           detail=detail)
+        progress.update(task, completed=p.done, total=p.total, detail=detail)
+
+    return update
+
+
+def table(*columns: str, title: str | None = None, numeric: tuple[str, ...] = (),
+          show_header: bool = True) -> Table:
+    """A table that stays readable at 80 columns: text columns fold instead of ending in "…",
+    figures (`numeric`) are right-aligned and never wrapped; headers fold like their cells."""
+    out = Table(title=title, show_header=show_header, collapse_padding=True)
+    for name in columns:
+        if name in numeric:
+            out.add_column(name, justify="right", no_wrap=True, overflow="fold",
+                           min_width=min(len(name), 8))
+        else:
+            out.add_column(name, overflow="fold")
+    return out
 
 
 eval_app = typer.Typer(

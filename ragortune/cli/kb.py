@@ -6,11 +6,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from ragortune.cli.app import JSON_OPTION, app, console, emit_json, print_warning, show_progress
+from ragortune.cli.app import (
+    JSON_OPTION,
+    app,
+    console,
+    emit_json,
+    print_warning,
+    progress_bar,
+    sync_progress,
+)
 from ragortune.config import load_settings
 
 KB_OPTION = typer.Option(None, "--kb", help="Knowledge-base folder [env RAGORTUNE_KB; default .ragortune]")
@@ -50,16 +57,13 @@ def ingest(
                    chunk_size=settings.chunk_size if "chunk_size" in given else None,
                    chunk_overlap=settings.chunk_overlap if "chunk_overlap" in given else None)
     engine = RayEngine(ray, workers) if ray else None
-    if show_progress(json_output):
-        columns = (TextColumn("ingest"), BarColumn(), TextColumn("{task.completed}/{task.total} documents"),
-                   TextColumn("{task.fields[chunks]} chunks embedded"), TimeElapsedColumn(),
-                   TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("ingest", total=None, chunks=0)
-            report = sync(base, paths, batch_chunks=batch_size, engine=engine, on_progress=lambda done, total, chunks: progress.update(
-                task, completed=done, total=total, chunks=chunks))
-    else:
-        report = sync(base, paths, batch_chunks=batch_size, engine=engine)
+    with progress_bar(json_output) as progress:
+        on_progress = None
+        if progress is not None:
+            on_progress = sync_progress(progress, progress.add_task("ingest", total=None),
+                                        "ingest")
+        report = sync(base, paths, batch_chunks=batch_size, engine=engine,
+                      on_progress=on_progress)
     if json_output:
         emit_json(report.to_json())
         return
