@@ -86,7 +86,7 @@ def search(
     min_score: float | None = typer.Option(
         None, help="Drop hits whose cosine similarity is below this (every mode). Without it, "
                    "hits below the KB's calibrated threshold are shown and marked (`ask` would "
-                   "abstain on them)."),
+                   "abstain on them); --mode bm25 then embeds nothing: no similarity, no mark."),
     kb: str | None = KB_OPTION,
     store: str | None = STORE_OPTION,
     json_output: bool = JSON_OPTION,
@@ -103,7 +103,11 @@ def search(
     threshold = settings.min_score
     gate = base.settings.min_score if threshold is None else None
     hits = search(base, query, k=settings.k, mode=settings.mode, min_score=threshold)
-    below = [gate is not None and hit.similarity < gate for hit in hits]
+    # A bm25 search without --min-score embeds nothing (no model to load), so it has no
+    # similarity to hold against the gate: it says so rather than marking nothing.
+    measured = not hits or hits[0].similarity is not None
+    below = [None if hit.similarity is None else gate is not None and hit.similarity < gate
+             for hit in hits]
     if json_output:
         emit_json({"query": query, "mode": settings.mode, "min_score": threshold,
                    "calibrated_threshold": gate,
@@ -113,10 +117,15 @@ def search(
     if not hits:
         console.print("no hits" + (f" with similarity >= {threshold}" if threshold is not None else ""))
         return
+    if not measured and gate is not None:
+        console.print(f"bm25 search: similarities not computed, the calibrated threshold "
+                      f"{gate:.3f} is not applied (`ask` applies it; --min-score computes them)",
+                      style="yellow", highlight=False)
     for rank, (hit, flag) in enumerate(zip(hits, below), start=1):
         where = f"{hit.source}" + (f" § {hit.heading}" if hit.heading else "")
+        similarity = "-" if hit.similarity is None else f"{hit.similarity:.3f}"
         line = Text.assemble((f"{rank}.", "bold"),
-                             f" score {hit.score:.4f}  similarity {hit.similarity:.3f}  ",
+                             f" score {hit.score:.4f}  similarity {similarity}  ",
                              (where, "cyan"),
                              (f"  (below the calibrated threshold {gate:.3f}: `ask` would "
                               "abstain)" if flag else "", "yellow"))
