@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from ragortune.cli.app import (
     DATASET_OPTION,
     JSON_OPTION,
+    NARROW,
     OUT_OPTION,
     WORK_OPTION,
     console,
@@ -20,6 +20,7 @@ from ragortune.cli.app import (
     print_warning,
     progress_bar,
     sync_progress,
+    table,
 )
 from ragortune.errors import InputError
 
@@ -191,12 +192,8 @@ def _print_retrieval(info: dict[str, Any], run: dict[str, Any], means: dict[str,
                   f"{s['chunk_size']}/{s['chunk_overlap']}", highlight=False)
     for warning in run["warnings"]:
         print_warning(warning)
-    table = Table(show_header=True)
-    table.add_column("metric")
-    table.add_column("mean", justify="right")
-    for name, value in means.items():
-        table.add_row(name, f"{value:.4f}")
-    console.print(table)
+    console.print(table(("metric", "mean"), [(name, f"{value:.4f}")
+                                             for name, value in means.items()], numeric=("mean",)))
     idx, lat = run["index"], run["latency_ms"]
     if idx["up_to_date"]:
         built = (f"index: up to date, {idx['documents']['unchanged']:,} documents embedded by "
@@ -208,15 +205,19 @@ def _print_retrieval(info: dict[str, Any], run: dict[str, Any], means: dict[str,
     console.print(f"{built}; search latency p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms",
                   highlight=False)
     if sweep_table:
-        table = Table(title="sweep")
         columns = [c for c in sweep_table[0] if c in ("embedder", "chunk_size", "chunk_overlap",
                                                       "mode", "k", "ndcg@10", "mrr@10", "recall",
                                                       "hit_rate", "recall@10")]
-        for column in columns:
-            table.add_column(column)
-        for row in sweep_table:
-            table.add_row(*(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c])
-                            for c in columns))
-        console.print(table)
+        # Settings that do not vary would repeat one value on every row: a narrow terminal
+        # drops those columns (the heading line above names them).
+        if console.width < NARROW:
+            columns = [c for c in columns if c not in ("embedder", "chunk_size", "chunk_overlap",
+                                                       "mode", "k")
+                       or len({str(row[c]) for row in sweep_table}) > 1]
+        console.print(table(columns, [
+            [f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+            for row in sweep_table],
+            numeric=[c for c in columns if isinstance(sweep_table[0][c], (int, float))],
+            title="sweep"))
     for name, path in run["files"].items():
         console.print(f"{name.replace('_', ' ')}: {path}", highlight=False)

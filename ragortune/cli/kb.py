@@ -6,7 +6,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from ragortune.cli.app import (
@@ -17,6 +16,7 @@ from ragortune.cli.app import (
     print_warning,
     progress_bar,
     sync_progress,
+    table,
 )
 from ragortune.config import load_settings
 
@@ -145,7 +145,7 @@ def status(kb: str | None = KB_OPTION, store: str | None = STORE_OPTION,
     if json_output:
         emit_json(info)
         return
-    table = Table(show_header=False, box=None)
+    rows = []
     for key, value in info.items():
         if key == "size_bytes":
             shown = f"{value / 1e6:.2f} MB"
@@ -154,5 +154,5 @@ def status(kb: str | None = KB_OPTION, store: str | None = STORE_OPTION,
                      "last_sync": "never"}.get(key, "-")
         else:
             shown = str(value)
-        table.add_row(key.replace("_", " "), Text(shown))
-    console.print(table)
+        rows.append((key.replace("_", " "), Text(shown)))
+    console.print(table(("setting", "value"), rows, show_header=False, box_style=None))
