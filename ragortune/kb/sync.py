@@ -1,8 +1,11 @@
 """Incremental sync of files into a knowledge base.
 
 Unchanged documents (same content hash) cost nothing; a changed document is re-chunked
-and only chunks whose text is new are embedded (others reuse their stored vectors, which
-also makes renames free); documents gone from a synced folder lose their chunks.
+and only chunks whose embedded text (title, heading path, text; never the path) is new are
+embedded, others reuse their stored vectors: a move costs nothing, and so does a rename
+unless the title comes from the file name; documents gone from a synced folder lose their
+chunks. Everything is chunked before anything is embedded, so progress (`SyncProgress`)
+knows the embedding stage's total up front.
 
 Crash safety: work is committed in batches, each with the manifest that describes it
 (`KnowledgeBase.commit`): a run killed mid-batch loses that batch only. How depends on the
