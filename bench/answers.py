@@ -6,20 +6,24 @@ Uses the KB's calibrated threshold unless --min-score is given, and also reports
 leave-one-out estimate of the gate (each question gated by a threshold calibrated on the
 others), since a threshold calibrated on the same questions flatters itself.
 
-`--llm` takes several specs separated by commas (default `smollm2,hf:smollm2`: the fast
-CTranslate2 backend and transformers on the same weights); each runs the same questions in
-one process, and the report ends with how often their answers agree word for word.
+`--llm` takes several specs separated by commas (default `smollm2,smollm2@float32,hf:smollm2`:
+the fast CTranslate2 backend in int8 and in float32, and transformers on the same weights);
+`@TYPE` sets RAGORTUNE_CT2_QUANTIZATION for that load. Each runs the same questions in one
+process; the report ends with how often answers agree word for word with the first, and an
+exact McNemar test of the gold-answer rates against the first.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
 
 from ragortune import rag
+from ragortune.evaluate.stats import mcnemar, wilson
 from ragortune.generate import load_llm
 from ragortune.judge import verdict
 from ragortune.kb import open_kb
@@ -45,8 +49,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kb", required=True)
     parser.add_argument("--questions", required=True)
-    parser.add_argument("--llm", default="smollm2,hf:smollm2",
-                        help="comma-separated LLM specs, each run on the same questions")
+    parser.add_argument("--llm", default="smollm2,smollm2@float32,hf:smollm2",
+                        help="comma-separated LLM specs, each run on the same questions; "
+                        "SPEC@TYPE loads a CTranslate2 copy of that weight type")
     parser.add_argument("-k", type=int, default=CONTEXT_K)
     parser.add_argument("--mode", default="hybrid")
     parser.add_argument("--min-score", type=float, default=None)
@@ -60,36 +65,39 @@ def main() -> None:
     labels = np.array([q.answerable for q in questions])
     loo = leave_one_out(scores, labels)
     runs = [run(kb, spec, questions, args, loo, labels) for spec in args.llm.split(",")]
-    agreement = None
-    if len(runs) > 1:
-        texts = [r.pop("_texts") for r in runs]
-        called = [i for i, t in enumerate(texts[0]) if t is not None]
-        same = sum(all(t[i] == texts[0][i] for t in texts) for i in called)
-        agreement = {"same_answer": [same, len(called)]}
-    else:
-        runs[0].pop("_texts")
+    texts = [r.pop("_texts") for r in runs]
+    golds = [r.pop("_gold") for r in runs]
+    called = [i for i, t in enumerate(texts[0]) if t is not None]
+    for r, text, gold in zip(runs, texts, golds):
+        same = sum(text[i] == texts[0][i] for i in called)
+        test = mcnemar(gold, golds[0], a=r["spec"], b=runs[0]["spec"])
+        r["vs_first"] = {"same_answer": [same, len(called)], "gold_diff": round(test.diff, 3),
+                         "mcnemar_p": round(test.p_value, 3)}
     if args.json:
-        print(json.dumps({"runs": runs, "agreement": agreement}, indent=2))
+        print(json.dumps({"runs": runs}, indent=2))
         return
     for result in runs:
         report(result)
-    if agreement:
-        same, n = agreement["same_answer"]
-        print(f"\nanswers identical across {args.llm}: {same}/{n} questions that reached the LLM "
-              f"({same / max(n, 1):.0%})")
-    if len(runs) > 1:
-        print(f"{'LLM':<16}{'p50 s':>9}{'p95 s':>9}   end to end (LLM called)")
-        for r in runs:
-            row = r["latency_s"].get("end to end (LLM called)")
-            if row:
-                print(f"{r['spec']:<16}{row['p50']:>9.3f}{row['p95']:>9.3f}")
+    print(f"\n{'LLM':<18}{'p50 s':>7}{'p95 s':>7}  {'gold (95% CI)':<22}"
+          f"{'same text as ' + runs[0]['spec']:<28}McNemar p")
+    for r in runs:
+        row = r["latency_s"].get("end to end (LLM called)", {"p50": float("nan"), "p95": float("nan")})
+        gold = wilson(*r["answerable_with_gold"])
+        same, n = r["vs_first"]["same_answer"]
+        print(f"{r['spec']:<18}{row['p50']:>7.3f}{row['p95']:>7.3f}  "
+              f"{f'{gold.value:.2f} [{gold.low:.2f}, {gold.high:.2f}]':<22}"
+              f"{f'{same}/{n} ({same / max(n, 1):.0%})':<28}{r['vs_first']['mcnemar_p']:.3f}")
 
 
 def run(kb, spec: str, questions, args, loo, labels) -> dict:
     """All questions through one backend; the answer texts ride along for the agreement."""
+    model, _, weights = spec.partition("@")
+    if weights:
+        os.environ["RAGORTUNE_CT2_QUANTIZATION"] = weights
     started = time.perf_counter()
-    llm = load_llm(spec)
+    llm = load_llm(model)
     load_s = time.perf_counter() - started
+    os.environ.pop("RAGORTUNE_CT2_QUANTIZATION", None)
     rag.answer(kb, llm, questions[0].text, k=args.k, mode=args.mode, min_score=args.min_score)
     answers = [rag.answer(kb, llm, q.text, k=args.k, mode=args.mode, min_score=args.min_score)
                for q in questions]
@@ -125,6 +133,7 @@ def run(kb, spec: str, questions, args, loo, labels) -> dict:
         "leave_one_out_gate": {"answerable_passed": [int(loo_passed), int(labels.sum())],
                                "unanswerable_abstained": [int(loo_abstained), int((~labels).sum())]},
         "_texts": [a.text if a.model is not None else None for a in answers],
+        "_gold": [bool(verdict(a.text, q.answers, a.abstained)) for q, a in answerable],
     }
 
 
@@ -138,7 +147,9 @@ def report(result: dict) -> None:
     print("tokens per query: " + ", ".join(f"{k} {v}" for k, v in result["tokens_per_query"].items()))
     a, b = result["answerable_with_gold"]
     c, d = result["unanswerable_abstained"]
-    print(f"answerable with a gold answer: {a}/{b} ({a / max(b, 1):.0%}); "
+    gold = wilson(a, b)
+    print(f"answerable with a gold answer: {a}/{b} ({a / max(b, 1):.0%}, 95% CI "
+          f"[{gold.low:.2f}, {gold.high:.2f}]); "
           f"unanswerable abstained: {c}/{d} ({c / max(d, 1):.0%})")
     print(f"citations: {result['citations']}")
     lp, ln = result["leave_one_out_gate"]["answerable_passed"]

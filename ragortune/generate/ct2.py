@@ -1,5 +1,6 @@
 """The fast local backend: CTranslate2 running an int8 copy of a transformers model on the CPU
-(about 3x faster than transformers fp32 for SmolLM2 on 2 cores).
+(about 2.3x faster than transformers fp32 for SmolLM2 on 2 cores; `RAGORTUNE_CT2_QUANTIZATION=
+float32` gives transformers' answers word for word at 1.5x: docs/answers.md has the figures).
 
 The copy is converted once (10-20 s) from the same weights transformers loads, with a LoRA
 adapter merged in when one is given, and cached under `models.cache_dir()` in a folder named
@@ -21,7 +22,8 @@ from ragortune.errors import ConfigError
 from ragortune.generate.llm import Completion, Message, cut_at_stop, finished
 from ragortune.models import SMOLLM2, cache_dir, export_merged, weights_fingerprint
 
-QUANTIZATION = "int8"
+QUANTIZATION_ENV = "RAGORTUNE_CT2_QUANTIZATION"
+QUANTIZATIONS = ("int8", "int8_float32", "int16", "float32")
 RECORD = "ragortune-conversion.json"
 
 
@@ -30,15 +32,23 @@ def default_threads() -> int:
     return max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
+def quantization() -> str:
+    """The weight type of converted copies: `RAGORTUNE_CT2_QUANTIZATION`, int8 by default."""
+    value = os.environ.get(QUANTIZATION_ENV, "int8").strip().lower()
+    if value not in QUANTIZATIONS:
+        raise ConfigError(f"{QUANTIZATION_ENV}={value!r} is not one of {', '.join(QUANTIZATIONS)}")
+    return value
+
+
 def converted_dir(fingerprint: str) -> Path:
-    """Cache folder of the int8 copy of the weights with this fingerprint; may not exist yet."""
+    """Cache folder of the converted copy of the weights with this fingerprint; may not exist yet."""
     import ctranslate2
 
-    return cache_dir() / f"ct2-{ctranslate2.__version__}-{QUANTIZATION}-{fingerprint[:24]}"
+    return cache_dir() / f"ct2-{ctranslate2.__version__}-{quantization()}-{fingerprint[:24]}"
 
 
 def convert(model: str | None = None, *, adapter: str | None = None) -> Path:
-    """The int8 copy's folder, converting it first when it is not cached (atomic: a concurrent
+    """The converted copy's folder, converting it first when it is not cached (atomic: a concurrent
     or killed conversion never leaves a half-written copy where a loader looks)."""
     import ctranslate2
 
@@ -53,7 +63,8 @@ def convert(model: str | None = None, *, adapter: str | None = None) -> Path:
     try:
         export_merged(model, adapter, tmp / "hf")
         try:
-            TransformersConverter(str(tmp / "hf")).convert(str(tmp / "ct2"), quantization=QUANTIZATION)
+            TransformersConverter(str(tmp / "hf")).convert(str(tmp / "ct2"),
+                                                           quantization=quantization())
         except (ValueError, NotImplementedError, KeyError) as exc:
             raise ConfigError(
                 f"the fast backend cannot convert model {model or SMOLLM2!r} "
@@ -65,7 +76,7 @@ def convert(model: str | None = None, *, adapter: str | None = None) -> Path:
                 shutil.copy2(tmp / "hf" / name, tmp / "ct2" / name)
         (tmp / "ct2" / RECORD).write_text(json.dumps({
             "model": model or SMOLLM2, "adapter": str(Path(adapter).resolve()) if adapter else None,
-            "weights_sha256": fingerprint, "quantization": QUANTIZATION,
+            "weights_sha256": fingerprint, "quantization": quantization(),
             "converter": f"ctranslate2 {ctranslate2.__version__}",
         }, indent=1) + "\n")
         try:
@@ -87,13 +98,16 @@ class CT2LLM:
 
     def __init__(self, folder: str | Path, name: str, threads: int | None = None) -> None:
         import ctranslate2
+
+        with open(Path(folder) / RECORD) as record:
+            weights = json.load(record)["quantization"]
         from transformers import AutoTokenizer
 
         self.folder = Path(folder)
         self.name = name
         self.threads = threads or default_threads()
         self.generator: Any = ctranslate2.Generator(
-            str(self.folder), device="cpu", compute_type=QUANTIZATION,
+            str(self.folder), device="cpu", compute_type=weights,
             intra_threads=self.threads, inter_threads=1)
         self.tokenizer: Any = AutoTokenizer.from_pretrained(str(self.folder))
         self._lock = threading.Lock()

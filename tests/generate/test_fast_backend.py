@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ragortune.errors import ConfigError
 from ragortune.generate import load_llm
 from ragortune.generate.ct2 import CT2LLM, RECORD, convert
 from ragortune.generate.llm import Completion
@@ -144,3 +145,16 @@ def test_a_changed_adapter_gets_a_new_fingerprint(tmp_path) -> None:
     first = weights_fingerprint(adapter=str(adapter))
     (adapter / "adapter_model.safetensors").write_bytes(b"two")
     assert weights_fingerprint(adapter=str(adapter)) not in (first, weights_fingerprint())
+
+
+def test_float32_copy_answers_word_for_word_as_transformers(
+        smollm2: LocalLLM, monkeypatch) -> None:
+    """The quantization switch users take when the answers must match transformers' exactly
+    (on the demo's 39 questions int8 matched 17, float32 all 39: bench/answers.py)."""
+    monkeypatch.setenv("RAGORTUNE_CT2_QUANTIZATION", "float32")
+    exact = load_llm("smollm2")
+    assert "float32" in exact.folder.name
+    assert exact.complete(STORY, max_tokens=40).text == smollm2.complete(STORY, max_tokens=40).text
+    monkeypatch.setenv("RAGORTUNE_CT2_QUANTIZATION", "fp8")
+    with pytest.raises(ConfigError, match="RAGORTUNE_CT2_QUANTIZATION='fp8' is not one of"):
+        load_llm("smollm2")
