@@ -131,9 +131,10 @@ def verdict(arms: dict, tests: list[dict]) -> None:
         t = sig.get(frozenset((a, b)))
         return "not tested" if t is None else t["verdict"]
 
+    side = " (above it)" if nearer == "rag" and ft > rag else ""
     print(f"\nOn unseen phrasings of trained facts: ft {ft:.2f}, base {base:.2f}, rag {rag:.2f}: "
-          f"ft lands nearer {nearer.upper() if nearer != 'halfway' else 'neither (halfway)'} "
-          f"(|ft-base| {abs(ft - base):.2f}, |ft-rag| {abs(ft - rag):.2f}).")
+          f"ft lands nearer {nearer.upper() if nearer != 'halfway' else 'neither (halfway)'}"
+          f"{side} (|ft-base| {abs(ft - base):.2f}, |ft-rag| {abs(ft - rag):.2f}).")
     print(f"  ft vs base: {said('base', 'ft')}; ft vs rag: {said('rag', 'ft')}.")
 
 
@@ -146,6 +147,8 @@ def main() -> int:
                         help="adapter epochs [default: compare's recipe]")
     parser.add_argument("--held-out-facts", type=float, default=0.3)
     parser.add_argument("--arms", default="base,rag,ft,hybrid")
+    parser.add_argument("--max-tokens", type=int, default=32,
+                        help="answer length limit for every arm (compare's default: 32)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--check", action="store_true", help="check the data set and stop")
     args = parser.parse_args()
@@ -175,7 +178,8 @@ def main() -> int:
     cfg = CompareConfig(docs=docs, out=args.out / "compare", questions=DATA / "questions.jsonl",
                         paraphrases=DATA / "paraphrases.jsonl",
                         arms=tuple(a.strip() for a in args.arms.split(",") if a.strip()),
-                        seed=args.seed, held_out_facts=args.held_out_facts, train=recipe)
+                        seed=args.seed, held_out_facts=args.held_out_facts, train=recipe,
+                        max_tokens=args.max_tokens)
     started = time.perf_counter()
 
     def event(stage: str, what: str, seconds: float, note: str) -> None:
@@ -192,7 +196,8 @@ def main() -> int:
     report(result.figures, result.run.get("training"))
     (args.out / "summary.json").write_text(json.dumps(
         {"figures": result.figures, "training": result.run.get("training"),
-         "recipe": recipe, "distractors": args.distractors, "seed": args.seed}, indent=2))
+         "recipe": recipe, "distractors": args.distractors, "seed": args.seed,
+         "max_tokens": args.max_tokens}, indent=2))
     return 0
 
 
