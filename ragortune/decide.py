@@ -52,6 +52,8 @@ class Reason:
 
     @property
     def favors(self) -> str:
+        if self.points == 0:
+            return "neither"  # stated, weighed at nothing (e.g. a gap within the noise)
         if self.axis == "facts":
             return "retrieval" if self.points > 0 else "weights"
         return "training" if self.points > 0 else "prompting"
@@ -121,6 +123,8 @@ class Decision:
 
 
 def supports(reason: Reason, recommendation: str) -> bool:
+    if reason.points == 0:
+        return False
     if reason.axis == "facts":
         return (reason.points > 0) == (recommendation != "fine-tuning")
     return (reason.points > 0) == (recommendation in ("fine-tuning", "hybrid"))
@@ -296,20 +300,50 @@ def _facts_rules(v: _View, train_behaviour: bool) -> list[Reason]:
                           p.latency_budget_ms, 0.0,
                           f"fires at a budget <= {LATENCY_SENSITIVE_MS:.0f} ms; this one is "
                           f"{count(LATENCY_SENSITIVE_MS - p.latency_budget_ms)} ms under"))
-    if ev is not None:
-        rag_acc, ft_acc = ev.arm("rag").accuracy, ev.arm("ft").accuracy
-        if rag_acc is not None and ft_acc is not None:
-            gap = ft_acc - rag_acc
-            limit = f"counts from a gap of {ACCURACY_MARGIN:.2f}; this one is {gap:+.2f}"
-            if gap <= -ACCURACY_MARGIN:
-                out.append(Reason("measured_accuracy", "facts", 2.0, (
-                    f"Measured accuracy: RAG {rag_acc:.2f} vs fine-tuned {ft_acc:.2f}."), gap,
-                    0.0, limit))
-            elif gap >= ACCURACY_MARGIN and not _retrieval_poor(ev):
-                out.append(Reason("measured_accuracy", "facts", -2.0, (
-                    f"Measured accuracy: fine-tuned {ft_acc:.2f} vs RAG {rag_acc:.2f}, "
-                    f"with retrieval working."), gap, 0.0, limit))
+    accuracy = _accuracy_reason(ev)
+    if accuracy is not None:
+        out.append(accuracy)
     return out
+
+
+def _accuracy_reason(ev: Evidence | None) -> Reason | None:
+    """RAG's and the fine-tuned arm's measured accuracy, weighed only when their paired test
+    (evidence `comparisons`) finds the gap significant at the measured n: a gap within the
+    noise is stated as a tie and moves nothing, in the point answer and in every Monte Carlo
+    draw alike. Evidence without a paired test (version 1) counts as before, saying so."""
+    if ev is None:
+        return None
+    rag_acc, ft_acc = ev.arm("rag").accuracy, ev.arm("ft").accuracy
+    if rag_acc is None or ft_acc is None:
+        return None
+    gap = ft_acc - rag_acc
+    if abs(gap) < ACCURACY_MARGIN:
+        return None
+    ahead, behind = (("fine-tuned", ft_acc), ("RAG", rag_acc)) if gap > 0 else \
+        (("RAG", rag_acc), ("fine-tuned", ft_acc))
+    measured = f"Measured accuracy: {ahead[0]} {ahead[1]:.2f} vs {behind[0]} {behind[1]:.2f}"
+    test = ev.comparison("rag", "ft")
+    if test is not None:
+        p = test.get("p_holm", test.get("p_value"))
+        at = (f"n={test.get('n')}, p={p:.2g}" if isinstance(p, int | float) else
+              f"n={test.get('n')}")
+        method = f"{test.get('method') or 'paired test'}, Holm-adjusted over the run's pairs"
+        if not test.get("significant"):
+            return Reason("measured_accuracy", "facts", 0.0, (
+                f"{measured}: not significant at {at} ({method}); treated as a tie, it moves "
+                f"nothing. More questions would settle it."), gap, 0.0,
+                f"counts when the paired test is significant and the gap >= "
+                f"{ACCURACY_MARGIN:.2f}; this one is {gap:+.2f} at {at}")
+        measured += f", significant at {at} ({method})"
+    else:
+        measured += "; the evidence holds no paired test, so its significance is unknown"
+    limit = f"counts from a gap of {ACCURACY_MARGIN:.2f}; this one is {gap:+.2f}"
+    if gap < 0:
+        return Reason("measured_accuracy", "facts", 2.0, measured + ".", gap, 0.0, limit)
+    if _retrieval_poor(ev):
+        return None
+    return Reason("measured_accuracy", "facts", -2.0, measured + ", with retrieval working.",
+                  gap, 0.0, limit)
 
 
 def _combine(reasons: list[Reason], facts: bool, behaviour: bool) -> tuple[str, dict[str, float]]:

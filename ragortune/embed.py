@@ -44,17 +44,16 @@ class LocalEmbedder:
     """A sentence-transformers model on the CPU (or GPU when present)."""
 
     def __init__(self, name: str, model_path: str, batch_size: int | None = None):
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import logging
 
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
+        from ragortune.embed_onnx import quiet_model_loading
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
         logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
         try:
-            self.model = SentenceTransformer(model_path, device=None)
+            with quiet_model_loading():
+                from sentence_transformers import SentenceTransformer
+
+                self.model = SentenceTransformer(model_path, device=None)
         except Exception as exc:
             raise ConfigError(
                 f"cannot load embedding model '{model_path}': {exc}. "

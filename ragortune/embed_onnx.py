@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
@@ -95,6 +97,31 @@ def export(model_path: str | Path, *, quantize: bool = False) -> Path:
 
 
 @contextlib.contextmanager
+def quiet_model_loading() -> Iterator[None]:
+    """Load models without the libraries' chatter on the user's terminal: transformers and
+    hub progress bars and notices, the GGUF de-quantisation bar (a bare tqdm on stderr),
+    peft's and torch's warnings. Our own errors are exceptions and pass through; if the load
+    fails, whatever the libraries wrote is replayed on stderr, since it may explain why."""
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    disable_progress_bars()
+    captured = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(captured):
+            for module in ("peft", "transformers", "torch", "sentence_transformers",
+                           "huggingface_hub", "onnxruntime"):
+                warnings.filterwarnings("ignore", module=rf"{module}(\.|$)")
+            yield
+    except BaseException:
+        sys.stderr.write(captured.getvalue())
+        raise
+
+
+@contextlib.contextmanager
 def _quiet(logger: str) -> Iterator[None]:
     log = logging.getLogger(logger)
     level = log.level
@@ -126,8 +153,10 @@ def _torch_export(folder: Path, path: Path) -> None:
     mask = torch.ones_like(ids)
     mask[1, 5:] = 0
     axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")}
-    with torch.no_grad(), warnings.catch_warnings():  # no_grad: the tracer refuses inference mode
-        warnings.simplefilter("ignore")  # tracer warnings about shape checks fixed for encoders
+    with torch.no_grad(), warnings.catch_warnings(), quiet_model_loading():
+        # no_grad: the tracer refuses inference mode; its warnings about shape checks fixed
+        # for encoders are noise.
+        warnings.simplefilter("ignore")
         torch.onnx.export(LastHiddenState(), (ids, mask, torch.zeros_like(ids)), str(path),
                           input_names=list(INPUTS), output_names=["last_hidden_state"],
                           dynamic_axes=axes, opset_version=OPSET, dynamo=False)
@@ -146,7 +175,8 @@ class OnnxEncoder:
         self.dimension = _check_mean_pooling(folder)
         config = json.loads((folder / "sentence_bert_config.json").read_text())
         self.max_seq_length = int(config.get("max_seq_length", 512))
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        with quiet_model_loading():
+            self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.tokenizer.model_max_length = 1_000_000  # counting long texts is fine; encode truncates
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or max(1, min(len(os.sched_getaffinity(0)), 8))

@@ -16,7 +16,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ragortune.embed_onnx import cache_dir  # one cache folder for every converted model
+from ragortune.embed_onnx import (  # one cache folder for every converted model
+    cache_dir,
+    quiet_model_loading,
+)
 from ragortune.errors import ConfigError
 
 SMOLLM2 = "smollm2"
@@ -142,14 +145,13 @@ def load_causal_lm(model: str | None = None, *, adapter: str | None = None) -> t
     otherwise a Hugging Face id (from the local cache) or a local folder / .gguf file;
     `adapter` is a peft LoRA adapter folder applied on top."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # loading bars are noise in the CLI and in --json output
     source, kwargs = _from_pretrained_kwargs(model)
     tok_kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **tok_kwargs)
-        lm = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        with quiet_model_loading():  # bars and notices are noise in the CLI and in --json output
+            tokenizer = AutoTokenizer.from_pretrained(source, **tok_kwargs)
+            lm = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"cannot load model {model!r} ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); "
@@ -167,7 +169,8 @@ def load_causal_lm(model: str | None = None, *, adapter: str | None = None) -> t
 
 
 def _apply_adapter(lm: Any, adapter: str) -> Any:
-    from peft import PeftModel
+    with quiet_model_loading():
+        from peft import PeftModel
 
     folder = Path(adapter).expanduser()
     if not (folder / "adapter_config.json").is_file():
@@ -175,7 +178,8 @@ def _apply_adapter(lm: Any, adapter: str) -> Any:
             f"adapter {adapter} has no adapter_config.json: give the folder a LoRA training run wrote"
         )
     try:
-        return PeftModel.from_pretrained(lm, str(folder))
+        with quiet_model_loading():
+            return PeftModel.from_pretrained(lm, str(folder))
     except (OSError, ValueError, RuntimeError) as exc:
         raise ConfigError(
             f"adapter {adapter} does not fit this base model ({str(exc).splitlines()[0]}); "

@@ -5,7 +5,10 @@ unbounded and corpus dependent; hybrid = a convex fusion in [0, 1]: the mean of 
 and BM25 scores, each min-max normalised over its own top candidates (0 where a chunk is
 not among them). On SciFact it beats reciprocal-rank fusion (nDCG@10 0.735 vs 0.713).
 Every hit also carries `similarity`, the cosine of query and chunk, whatever the mode:
-`min_score` gates on it, so one threshold means the same thing in every mode.
+`min_score` gates on it, so one threshold means the same thing in every mode. The one
+exception: a BM25 search with no `min_score` and no query vector given embeds nothing (a
+one-shot `search --mode bm25` must not load the embedding model), so its hits carry
+`similarity=None`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ class Hit:
     doc_id: str
     text: str
     score: float
-    similarity: float
+    similarity: float | None  # None only for a BM25 search that embedded no query
     source: str
     title: str
     heading: str
@@ -60,19 +63,24 @@ def check_request(mode: str, k: int) -> None:
 def search(kb: KnowledgeBase, query: str, k: int = 5, mode: str = "hybrid",
            min_score: float | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
     """Top-k chunks of the KB's last consistent version; `min_score` (cosine similarity, every
-    mode) drops weak hits. Give `query_vector` to reuse an embedding already computed.
+    mode) drops weak hits. Give `query_vector` to reuse an embedding already computed. In
+    bm25 mode without `min_score` or `query_vector` the query is not embedded and hits carry
+    no similarity (None): pass a vector where a similarity gate follows (`ask` does).
 
     >>> search(open_kb("docs-kb"), "refund window", k=3)  # doctest: +SKIP
     """
     check_request(mode, k)
-    if query_vector is None:
+    if query_vector is None and (mode != "bm25" or min_score is not None):
         query_vector = kb.embed_query(query)
     return search_store(kb.reader(), query, query_vector, k=k, mode=mode, min_score=min_score)
 
 
-def search_store(store: VectorStore, query: str, query_vector: np.ndarray, k: int = 5,
+def search_store(store: VectorStore, query: str, query_vector: np.ndarray | None, k: int = 5,
                  mode: str = "hybrid", min_score: float | None = None) -> list[Hit]:
-    """The same search over a store directly (the request is checked by `search`)."""
+    """The same search over a store directly (the request is checked by `search`); the
+    vector may be None only in bm25 mode without `min_score`."""
+    if query_vector is None and (mode != "bm25" or min_score is not None):
+        raise ValueError("a query vector is needed except for a bm25 search with no min_score")
     cosines: dict[str, float] | None = None
     if mode == "dense":
         found = store.dense_search(query_vector, k)
@@ -97,6 +105,8 @@ def search_store(store: VectorStore, query: str, query_vector: np.ndarray, k: in
     if not scored:
         return []
     chunks = [chunk for chunk, _ in scored]
+    if query_vector is None:
+        return [_hit(chunk, score, None) for chunk, score in scored]
     if mode == "dense":
         similarities = np.array([c.score for c in chunks])
     elif cosines is not None:
@@ -109,6 +119,6 @@ def search_store(store: VectorStore, query: str, query_vector: np.ndarray, k: in
     return hits
 
 
-def _hit(chunk: StoredChunk, score: float, similarity: float) -> Hit:
+def _hit(chunk: StoredChunk, score: float, similarity: float | None) -> Hit:
     return Hit(chunk.chunk_id, chunk.doc_id, chunk.text, float(score), similarity, chunk.source,
                chunk.title, chunk.heading, chunk.position)

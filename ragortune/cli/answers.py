@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from ragortune.cli.app import JSON_OPTION, app, console, emit_json, err_console
+from ragortune.cli.app import JSON_OPTION, app, console, emit_json, err_console, table
 from ragortune.cli.kb import STORE_OPTION
 from ragortune.config import load_settings
 
@@ -157,13 +156,13 @@ def calibrate(
     payload = result.to_json()
     console.print(f"{payload['questions']} questions ({payload['answerable']} answerable, "
                   f"{payload['unanswerable']} unanswerable), {result.mode} top-{result.k}")
-    table = Table("threshold", "abstain precision", "abstain recall", "F1", "answerable kept",
-                  "abstained")
-    for op, chosen in [(result.chosen, True), *((o, False) for o in result.others)]:
-        mark = " ← chosen" if chosen else ""
-        table.add_row(f"{op.threshold:.3f}{mark}", f"{op.precision:.2f}", f"{op.recall:.2f}",
-                      f"{op.f1:.2f}", f"{op.answered_recall:.2f}", str(op.abstained))
-    console.print(table)
+    columns = ("threshold", "abstain precision", "abstain recall", "F1", "answerable kept",
+               "abstained")
+    console.print(table(columns, [
+        (f"{op.threshold:.3f}" + (" ← chosen" if chosen else ""), f"{op.precision:.2f}",
+         f"{op.recall:.2f}", f"{op.f1:.2f}", f"{op.answered_recall:.2f}", str(op.abstained))
+        for op, chosen in [(result.chosen, True), *((o, False) for o in result.others)]],
+        numeric=columns))
     if save:
         where = base.path / "kb.json" if isinstance(base.path, Path) else "the KB's settings"
         console.print(f"saved min_score = {base.settings.min_score} to {where}", markup=False)

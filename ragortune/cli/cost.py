@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from ragortune.cli.app import JSON_OPTION, app, console, emit_json
+from ragortune.cli.app import JSON_OPTION, app, console, emit_json, table
 from ragortune.errors import InputError
 
 SCENARIO_OPTION = typer.Option(..., "--scenario", help="Scenario TOML (examples/scenarios/).")
@@ -66,21 +65,19 @@ def prices_command(
             return
         console.print(f"Inference and embedding prices: genai-prices {cat['genai_prices_version']}"
                       " (offline); ask `ragortune prices MODEL` for one model.")
-        table = Table(title="Fine-tuning prices (USD per 1M tokens)")
-        for col in ("provider", "model", "train", "ft input", "ft output", "source", "as of"):
-            table.add_column(col)
-        for row in cat["finetune"]:
-            table.add_row(row["provider"], row["model"], f"{row['train_mtok']:.2f}",
-                          f"{row['ft_input_mtok']:.2f}", f"{row['ft_output_mtok']:.2f}",
-                          row["source"], row["as_of"])
-        console.print(table)
-        table = Table(title="GPU prices (USD per GPU-hour)")
-        for col in ("gpu", "provider", "hour", "memory", "source", "as of"):
-            table.add_column(col)
-        for row in cat["gpus"]:
-            table.add_row(row["gpu"], row["provider"], f"{row['hour']:.4f}",
-                          f"{row['memory_gb']} GB", row["source"], row["as_of"])
-        console.print(table)
+        console.print(table(
+            ("provider", "model", "train", "ft input", "ft output", "source", "as of"),
+            [(row["provider"], row["model"], f"{row['train_mtok']:.2f}",
+              f"{row['ft_input_mtok']:.2f}", f"{row['ft_output_mtok']:.2f}", row["source"],
+              row["as_of"]) for row in cat["finetune"]],
+            numeric=("train", "ft input", "ft output", "as of"), optional=("source",),
+            title="Fine-tuning prices (USD per 1M tokens)"))
+        console.print(table(
+            ("gpu", "provider", "hour", "memory", "source", "as of"),
+            [(row["gpu"], row["provider"], f"{row['hour']:.4f}", f"{row['memory_gb']} GB",
+              row["source"], row["as_of"]) for row in cat["gpus"]],
+            numeric=("hour", "memory", "as of"), optional=("source",),
+            title="GPU prices (USD per GPU-hour)"))
         for layer in cat["overrides"]:
             console.print(f"overrides from {layer['origin']}: {len(layer['models'])} models, "
                           f"{len(layer['gpus'])} GPUs")
@@ -92,15 +89,12 @@ def prices_command(
     if json_output:
         emit_json(info)
         return
-    table = Table(title=f"Prices for {name}")
-    for col in ("price", "USD", "unit", "from", "ref", "as of"):
-        table.add_column(col)
     rows = list(info["prices"].items()) + [("gpu_hour", info["gpu_hour"])]
-    for key, p in rows:
-        if p is not None:
-            table.add_row(key, f"{p['usd']:g}", p["unit"], p["source"], p["ref"],
-                          p["as_of"] or "")
-    console.print(table)
+    console.print(table(
+        ("price", "USD", "unit", "from", "ref", "as of"),
+        [(key, f"{p['usd']:g}", p["unit"], p["source"], p["ref"], p["as_of"] or "")
+         for key, p in rows if p is not None],
+        numeric=("USD", "as of"), optional=("ref", "from"), title=f"Prices for {name}"))
     missing = [k for k, p in info["prices"].items() if p is None]
     if missing and any(info["prices"].values()):
         console.print(f"not known: {', '.join(missing)} (add overrides to use this model there)")
@@ -120,44 +114,38 @@ GROUPS = {
 def _cost_tables(data: dict[str, Any]) -> None:
     h = data["scenario"]["horizon_months"]
     opts = data["options"]
-    table = Table(title=f"{data['scenario']['name']}: cost over {h} months "
-                        f"(* = cheapest)", caption="Prompting = base model, cached instructions / structured "
-                        "outputs; FT-API = fine-tuned model on the API; FT-self = fine-tuned open "
-                        "model on rented GPUs; Hybrid = fine-tuned model + RAG")
-    table.add_column("cost line")
-    for name in opts:
-        table.add_column(SHORT[name] + (" *" if name == data["cheapest"] else ""),
-                         justify="right")
-    table.add_row(f"total, {h} months", *(_money(o["total"]) for o in opts.values()),
-                  style="bold")
-    table.add_row("month 1", *(_money(o["first_month"]) for o in opts.values()))
-    table.add_row(f"month {h}", *(_money(o["last_month"]) for o in opts.values()))
-    for group, lines in GROUPS.items():
-        table.add_row(f"  {group}", *(_money(sum(o["lines"][ln]["total"] for ln in lines))
-                                      for o in opts.values()))
-    console.print(table)
-    table = Table(title="Break-even between each pair")
-    for col in ("pair", f"cheaper at {h} mo", "by", "from month", "volume flip (q/mo)",
-                "above it"):
-        table.add_column(col)
+    names = [SHORT[name] + (" *" if name == data["cheapest"] else "") for name in opts]
+    rows = [(f"total, {h} months", *(_money(o["total"]) for o in opts.values())),
+            ("month 1", *(_money(o["first_month"]) for o in opts.values())),
+            (f"month {h}", *(_money(o["last_month"]) for o in opts.values()))]
+    rows += [(f"  {group}", *(_money(sum(o["lines"][ln]["total"] for ln in lines))
+                              for o in opts.values())) for group, lines in GROUPS.items()]
+    console.print(table(
+        ("cost line", *names), rows, numeric=names, styles={0: "bold"},
+        title=f"{data['scenario']['name']}: cost over {h} months (* = cheapest)",
+        caption="Prompting = base model, cached instructions / structured outputs; FT-API = "
+                "fine-tuned model on the API; FT-self = fine-tuned open model on rented GPUs; "
+                "Hybrid = fine-tuned model + RAG"))
+    rows = []
     for p in data["break_even"]:
         vol = p["break_even_queries_per_month"]
-        table.add_row(f"{SHORT[p['a']]} vs {SHORT[p['b']]}", SHORT[p["cheaper_at_horizon"]],
-                      _money(abs(p["difference_at_horizon"])),
-                      str(p["break_even_month"] or "-"), f"{vol:,.0f}" if vol else "-",
-                      SHORT[p["cheaper_above_break_even"]] if vol else "-")
-    console.print(table)
-    table = Table(title="Sensitivity: cheapest option with one driver scaled")
-    table.add_column("driver")
+        rows.append((f"{SHORT[p['a']]} vs {SHORT[p['b']]}", SHORT[p["cheaper_at_horizon"]],
+                     _money(abs(p["difference_at_horizon"])),
+                     str(p["break_even_month"] or "-"), f"{vol:,.0f}" if vol else "-",
+                     SHORT[p["cheaper_above_break_even"]] if vol else "-"))
+    console.print(table(
+        ("pair", f"cheaper at {h} mo", "by", "from month", "volume flip (q/mo)", "above it"),
+        rows, numeric=("by", "from month", "volume flip (q/mo)"),
+        title="Break-even between each pair"))
     factors = sorted({row["factor"] for row in data["sensitivity"]})
-    for f in factors:
-        table.add_column(f"x{f:g}")
+    rows = []
     for driver in dict.fromkeys(row["driver"] for row in data["sensitivity"]):
         cells = {row["factor"]: row for row in data["sensitivity"] if row["driver"] == driver}
-        table.add_row(driver, *(f"{SHORT[cells[f]['cheapest']]} "
-                                f"{_compact(cells[f]['totals'][cells[f]['cheapest']])}"
-                                for f in factors))
-    console.print(table)
+        rows.append((driver, *(f"{SHORT[cells[f]['cheapest']]} "
+                               f"{_compact(cells[f]['totals'][cells[f]['cheapest']])}"
+                               for f in factors)))
+    console.print(table(("driver", *(f"x{f:g}" for f in factors)), rows,
+                        title="Sensitivity: cheapest option with one driver scaled"))
     a = data["assumptions"]
     tok = a["tokens_per_query"]
     console.print(
@@ -224,17 +212,14 @@ def _chart(analysis: Any, decision: Any, path: Path) -> str:
 
 def _mc_table(data: dict[str, Any]) -> None:
     mc = data["monte_carlo"]
-    table = Table(title=f"Monte Carlo: {mc['draws']:,} draws (seed {mc['seed']}), total over "
-                        f"the horizon; win = share of draws where the decision picks it")
-    for col in ("option", "P10", "P50", "P90", "win"):
-        table.add_column(col, justify="right" if col != "option" else "left")
-    for name, o in mc["options"].items():
-        if not o["candidate"]:
-            continue
-        mark = " <- pick" if name == data["option"] else ""
-        table.add_row(SHORT[name] + mark, _money(o["p10"]), _money(o["p50"]), _money(o["p90"]),
-                      f"{o['win_share']:.0%}")
-    console.print(table)
+    rows = [(SHORT[name] + (" <- pick" if name == data["option"] else ""), _money(o["p10"]),
+             _money(o["p50"]), _money(o["p90"]), f"{o['win_share']:.0%}")
+            for name, o in mc["options"].items() if o["candidate"]]
+    console.print(table(("option", "P10", "P50", "P90", "win"), rows,
+                        numeric=("P10", "P50", "P90", "win"),
+                        title=f"Monte Carlo: {mc['draws']:,} draws (seed {mc['seed']}), total "
+                              "over the horizon; win = share of draws where the decision "
+                              "picks it"))
     console.print("uncertain inputs: " + "; ".join(
         f"{i['label']} {i['low']:,.4g} to {i['high']:,.4g} ({i['basis']})"
         for i in mc["inputs"]), highlight=False, markup=False)

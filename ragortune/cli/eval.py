@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from ragortune.cli.app import (
     DATASET_OPTION,
     JSON_OPTION,
+    NARROW,
     OUT_OPTION,
     WORK_OPTION,
     console,
@@ -19,6 +19,8 @@ from ragortune.cli.app import (
     eval_app,
     print_warning,
     progress_bar,
+    sync_progress,
+    table,
 )
 from ragortune.errors import InputError
 
@@ -122,7 +124,9 @@ def retrieval_command(
         "models": {"embedder": status["embedder"], "dimension": status["dimension"]},
         "kb": {key: status[key] for key in ("kb", "documents", "chunks", "chunk_size",
                                             "chunk_overlap", "store_version", "size_bytes")},
-        "index": report.to_json(),
+        # up_to_date: an earlier run built this KB; nothing was embedded now.
+        "index": {**report.to_json(), "up_to_date": not (report.added or report.updated
+                                                        or report.deleted)},
         "timings_s": {"index": round(report.seconds, 3),
                       "embed_queries": round(result.embed_seconds, 3),
                       "search": round(result.search_seconds, 3),
@@ -155,15 +159,23 @@ def _run_configs(configs: list[dict[str, Any]], kb: Path | None, work: Path, dat
     from ragortune.evaluate.retrieval import index_dataset, open_eval_kb, run_queries
 
     runs: list[dict[str, Any]] = []
+    built: dict[str, Any] = {}  # KB location -> the report of indexing it in this run
     with progress_bar(json_output) as progress:
         for config in configs:
             label = " ".join(f"{key}={value}" for key, value in config.items())
             base = open_eval_kb(kb, work, data, config, given)
-            task = progress.add_task(f"index {label}", total=None) if progress else None
-            report = index_dataset(base, data)
-            if progress:
-                progress.update(task, total=1, completed=1)
-                task = progress.add_task(f"queries {label}", total=len(data.qrels))
+            report = built.get(str(base.path))
+            # Configurations that differ only in search settings share one KB: it is indexed
+            # once, and each of them reports that indexing, not a second pass that found
+            # nothing to do ("0 chunks embedded in 0.0 s").
+            if report is None:
+                task = progress.add_task(f"index {label}", total=None) if progress else None
+                report = index_dataset(base, data, on_progress=sync_progress(
+                    progress, task, f"index {label}") if progress else None)
+                built[str(base.path)] = report
+                if progress:
+                    progress.update(task, visible=False)
+            task = progress.add_task(f"queries {label}", total=len(data.qrels)) if progress else None
             result = run_queries(
                 base, data, mode=config["mode"], ks=ks, min_score=min_score,
                 on_progress=(lambda done, total, t=task: progress.update(t, completed=done))
@@ -180,26 +192,32 @@ def _print_retrieval(info: dict[str, Any], run: dict[str, Any], means: dict[str,
                   f"{s['chunk_size']}/{s['chunk_overlap']}", highlight=False)
     for warning in run["warnings"]:
         print_warning(warning)
-    table = Table(show_header=True)
-    table.add_column("metric")
-    table.add_column("mean", justify="right")
-    for name, value in means.items():
-        table.add_row(name, f"{value:.4f}")
-    console.print(table)
+    console.print(table(("metric", "mean"), [(name, f"{value:.4f}")
+                                             for name, value in means.items()], numeric=("mean",)))
     idx, lat = run["index"], run["latency_ms"]
-    console.print(f"index: {idx['chunks_embedded']} chunks embedded, {idx['chunks_reused']} "
-                  f"reused in {idx['seconds']:.1f} s; search latency p50 {lat['p50']:.1f} ms, "
-                  f"p95 {lat['p95']:.1f} ms", highlight=False)
+    if idx["up_to_date"]:
+        built = (f"index: up to date, {idx['documents']['unchanged']:,} documents embedded by "
+                 f"an earlier run (checked in {idx['seconds']:.1f} s)")
+    else:
+        built = (f"index: {idx['chunks_embedded']:,} chunks embedded "
+                 f"({idx['embedding_tokens']:,} tokens), {idx['chunks_reused']:,} reused in "
+                 f"{idx['seconds']:.1f} s")
+    console.print(f"{built}; search latency p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms",
+                  highlight=False)
     if sweep_table:
-        table = Table(title="sweep")
         columns = [c for c in sweep_table[0] if c in ("embedder", "chunk_size", "chunk_overlap",
                                                       "mode", "k", "ndcg@10", "mrr@10", "recall",
                                                       "hit_rate", "recall@10")]
-        for column in columns:
-            table.add_column(column)
-        for row in sweep_table:
-            table.add_row(*(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c])
-                            for c in columns))
-        console.print(table)
+        # Settings that do not vary would repeat one value on every row: a narrow terminal
+        # drops those columns (the heading line above names them).
+        if console.width < NARROW:
+            columns = [c for c in columns if c not in ("embedder", "chunk_size", "chunk_overlap",
+                                                       "mode", "k")
+                       or len({str(row[c]) for row in sweep_table}) > 1]
+        console.print(table(columns, [
+            [f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+            for row in sweep_table],
+            numeric=[c for c in columns if isinstance(sweep_table[0][c], (int, float))],
+            title="sweep"))
     for name, path in run["files"].items():
         console.print(f"{name.replace('_', ' ')}: {path}", highlight=False)

@@ -6,11 +6,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 from rich.text import Text
 
-from ragortune.cli.app import JSON_OPTION, app, console, emit_json, print_warning, show_progress
+from ragortune.cli.app import (
+    JSON_OPTION,
+    app,
+    console,
+    emit_json,
+    print_warning,
+    progress_bar,
+    sync_progress,
+    table,
+)
 from ragortune.config import load_settings
 
 KB_OPTION = typer.Option(None, "--kb", help="Knowledge-base folder [env RAGORTUNE_KB; default .ragortune]")
@@ -50,16 +57,13 @@ def ingest(
                    chunk_size=settings.chunk_size if "chunk_size" in given else None,
                    chunk_overlap=settings.chunk_overlap if "chunk_overlap" in given else None)
     engine = RayEngine(ray, workers) if ray else None
-    if show_progress(json_output):
-        columns = (TextColumn("ingest"), BarColumn(), TextColumn("{task.completed}/{task.total} documents"),
-                   TextColumn("{task.fields[chunks]} chunks embedded"), TimeElapsedColumn(),
-                   TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("ingest", total=None, chunks=0)
-            report = sync(base, paths, batch_chunks=batch_size, engine=engine, on_progress=lambda done, total, chunks: progress.update(
-                task, completed=done, total=total, chunks=chunks))
-    else:
-        report = sync(base, paths, batch_chunks=batch_size, engine=engine)
+    with progress_bar(json_output) as progress:
+        on_progress = None
+        if progress is not None:
+            on_progress = sync_progress(progress, progress.add_task("ingest", total=None),
+                                        "ingest")
+        report = sync(base, paths, batch_chunks=batch_size, engine=engine,
+                      on_progress=on_progress)
     if json_output:
         emit_json(report.to_json())
         return
@@ -82,7 +86,7 @@ def search(
     min_score: float | None = typer.Option(
         None, help="Drop hits whose cosine similarity is below this (every mode). Without it, "
                    "hits below the KB's calibrated threshold are shown and marked (`ask` would "
-                   "abstain on them)."),
+                   "abstain on them); --mode bm25 then embeds nothing: no similarity, no mark."),
     kb: str | None = KB_OPTION,
     store: str | None = STORE_OPTION,
     json_output: bool = JSON_OPTION,
@@ -99,7 +103,11 @@ def search(
     threshold = settings.min_score
     gate = base.settings.min_score if threshold is None else None
     hits = search(base, query, k=settings.k, mode=settings.mode, min_score=threshold)
-    below = [gate is not None and hit.similarity < gate for hit in hits]
+    # A bm25 search without --min-score embeds nothing (no model to load), so it has no
+    # similarity to hold against the gate: it says so rather than marking nothing.
+    measured = not hits or hits[0].similarity is not None
+    below = [None if hit.similarity is None else gate is not None and hit.similarity < gate
+             for hit in hits]
     if json_output:
         emit_json({"query": query, "mode": settings.mode, "min_score": threshold,
                    "calibrated_threshold": gate,
@@ -109,10 +117,15 @@ def search(
     if not hits:
         console.print("no hits" + (f" with similarity >= {threshold}" if threshold is not None else ""))
         return
+    if not measured and gate is not None:
+        console.print(f"bm25 search: similarities not computed, the calibrated threshold "
+                      f"{gate:.3f} is not applied (`ask` applies it; --min-score computes them)",
+                      style="yellow", highlight=False)
     for rank, (hit, flag) in enumerate(zip(hits, below), start=1):
         where = f"{hit.source}" + (f" § {hit.heading}" if hit.heading else "")
+        similarity = "-" if hit.similarity is None else f"{hit.similarity:.3f}"
         line = Text.assemble((f"{rank}.", "bold"),
-                             f" score {hit.score:.4f}  similarity {hit.similarity:.3f}  ",
+                             f" score {hit.score:.4f}  similarity {similarity}  ",
                              (where, "cyan"),
                              (f"  (below the calibrated threshold {gate:.3f}: `ask` would "
                               "abstain)" if flag else "", "yellow"))
@@ -132,7 +145,7 @@ def status(kb: str | None = KB_OPTION, store: str | None = STORE_OPTION,
     if json_output:
         emit_json(info)
         return
-    table = Table(show_header=False, box=None)
+    rows = []
     for key, value in info.items():
         if key == "size_bytes":
             shown = f"{value / 1e6:.2f} MB"
@@ -141,5 +154,5 @@ def status(kb: str | None = KB_OPTION, store: str | None = STORE_OPTION,
                      "last_sync": "never"}.get(key, "-")
         else:
             shown = str(value)
-        table.add_row(key.replace("_", " "), Text(shown))
-    console.print(table)
+        rows.append((key.replace("_", " "), Text(shown)))
+    console.print(table(("setting", "value"), rows, show_header=False, box_style=None))

@@ -57,13 +57,16 @@ def build_command(
     split_by: str = typer.Option("fact", "--split-by", help="fact: hold out whole facts | variant: hold out one paraphrase of each fact."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split."),
     refusal: str | None = typer.Option(None, "--refusal", help="Train unanswerable questions (empty `answers`) to reply this; skipped otherwise."),
-    paraphrases: int = typer.Option(0, "--paraphrases", help="Reworded variants per fact, written by an LLM (knowledge injection needs several)."),
+    paraphrase_file: Path | None = typer.Option(None, "--paraphrase-file", help="JSONL of hand-written rewordings, one line per question: {\"_id\": ..., \"paraphrases\": [...]}. Knowledge injection trains on several phrasings of each fact, so that the evaluation can ask phrasings the adapter never saw (they are trained with the question's answer)."),
+    paraphrases_only: bool = typer.Option(False, "--paraphrases-only", help="Train on the rewordings only, not on the question as written: the written wording stays held out, and asking it measures recall of the fact, not of a memorised sentence."),
+    paraphrases: int = typer.Option(0, "--paraphrases", help="Reworded variants per fact (hand-written ones from --paraphrase-file first, then written by --paraphrase-llm to make up N); knowledge injection needs several."),
     paraphrase_llm: str = typer.Option("smollm2", "--paraphrase-llm", help="Model that writes paraphrases: local (smollm2, HF id, path) or, with --paraphrase-base-url, a served model."),
     paraphrase_base_url: str | None = typer.Option(None, "--paraphrase-base-url", help="OpenAI-compatible endpoint (…/v1) for --paraphrase-llm."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env", help="Environment variable holding the endpoint's API key."),
     json_output: bool = JSON_OPTION,
 ) -> None:
-    """Write chat-format JSONL (train + validation) from question/answer pairs."""
+    """Write chat-format JSONL (train + validation) from question/answer pairs, and
+    ragortune_build.json: what the adapter will train on, so no evaluation scores it on that."""
     from ragortune.tune.dataset import build_dataset, llm_paraphraser
 
     paraphrase = None
@@ -82,6 +85,7 @@ def build_command(
         seed=seed, paraphrase=paraphrase, n_paraphrases=paraphrases,
         paraphraser={"llm": paraphrase_llm, "api_key_env": api_key_env,
                      "base_url": redact_url(paraphrase_base_url) if paraphrase_base_url else None},
+        paraphrase_file=paraphrase_file, original_wording=not paraphrases_only,
     )
     payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
     if json_output:

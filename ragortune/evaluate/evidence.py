@@ -370,12 +370,18 @@ class Evidence:
     def arm(self, name: str) -> ArmEvidence:
         return self.arms.get(name, ArmEvidence())
 
-    def significant(self, a: str, b: str) -> bool | None:
-        """Whether arms a and b differ significantly (None: not compared)."""
+    def comparison(self, a: str, b: str) -> dict[str, Any] | None:
+        """The paired test of arms a and b in the latest answers run ({n, diff, p_value,
+        p_holm, significant, method, ...}; `diff` is its `a` minus its `b`), None if absent."""
         for c in self.comparisons:
             if {c.get("a"), c.get("b")} == {a, b}:
-                return bool(c.get("significant"))
+                return c
         return None
+
+    def significant(self, a: str, b: str) -> bool | None:
+        """Whether arms a and b differ significantly (None: not compared)."""
+        c = self.comparison(a, b)
+        return None if c is None else bool(c.get("significant"))
 
 
 def _metric(retrieval: Mapping[str, Figure | None], name: str, read: list[str]

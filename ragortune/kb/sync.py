@@ -1,8 +1,11 @@
 """Incremental sync of files into a knowledge base.
 
 Unchanged documents (same content hash) cost nothing; a changed document is re-chunked
-and only chunks whose text is new are embedded (others reuse their stored vectors, which
-also makes renames free); documents gone from a synced folder lose their chunks.
+and only chunks whose embedded text (title, heading path, text; never the path) is new are
+embedded, others reuse their stored vectors: a move costs nothing, and so does a rename
+unless the title comes from the file name; documents gone from a synced folder lose their
+chunks. Everything is chunked before anything is embedded, so progress (`SyncProgress`)
+knows the embedding stage's total up front.
 
 Crash safety: work is committed in batches, each with the manifest that describes it
 (`KnowledgeBase.commit`): a run killed mid-batch loses that batch only. How depends on the
@@ -26,7 +29,23 @@ from ragortune.kb.knowledge_base import KnowledgeBase
 from ragortune.kb.ray_engine import Prepared, RayEngine
 from ragortune.store import SEARCH_TEXT
 
-ProgressCallback = Callable[[int, int, int], None]  # documents done, total, chunks embedded
+EMBED_SLICE = 64  # chunk texts per embedding call: the bar moves every second or so on a CPU
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """Where a sync stands. `stage` is "reading" (files), "chunking" (documents) or
+    "embedding" (tokens of the chunks that need a vector): embedding is nearly all of the time,
+    and counting its work in tokens makes the rate, hence the ETA, steady."""
+
+    stage: str
+    done: int
+    total: int
+    chunks_embedded: int = 0
+    chunks_to_embed: int = 0
+
+
+ProgressCallback = Callable[[SyncProgress], None]
 
 
 @dataclass
@@ -91,43 +110,36 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
                                       kb.settings.chunk_size, kb.settings.chunk_overlap)
             loaded = prepared.documents
         failed = list(prepared.skipped)
-        for file in files if engine is None else []:
+        for done, file in enumerate(files if engine is None else [], start=1):
             try:
                 loaded.extend(load_file(file))
             except (OSError, ValueError) as exc:
                 failed.append(Skipped(str(file), str(exc) or type(exc).__name__))
+            if on_progress:
+                on_progress(SyncProgress("reading", done, len(files)))
         for skip in failed:  # keep what it had: it may be back next time
             report.skipped.append(skip)
             seen.update(k for k, d in documents.items() if d["source"] == skip.path)
+        changed = _chunk_changed(kb, loaded, documents, prepared, engine is not None, report,
+                                 seen, on_progress)
+        embedding = _Embedding(kb, changed, known_hashes, prepared.vectors, on_progress)
         batch = _Batch()
         committed = False
 
         def commit(final: bool) -> None:
-            _write_batch(kb, writer, batch, documents, known_hashes, report, prepared.vectors)
+            _write_batch(kb, writer, batch, documents, known_hashes, report, prepared.vectors,
+                         embedding)
             kb.commit(writer, documents, final)
 
-        for done, doc in enumerate(loaded, start=1):
-            seen.add(doc.key)
+        for doc, chunks in changed:
             old = documents.get(doc.key)
-            if old is not None and old["hash"] == doc.content_hash:
-                report.unchanged += 1
-            else:
-                if old is None:
-                    report.added += 1
-                else:
-                    report.updated += 1
-                    batch.replaced.extend(cid for cid, _ in old["chunks"])
-                chunks = prepared.chunks.get(doc.key) if engine is not None else None
-                if chunks is None:
-                    chunks = chunk_document(doc, kb.embedder.count_tokens,
-                                            kb.settings.chunk_size, kb.settings.chunk_overlap)
-                batch.documents.append((doc, chunks))
-                batch.chunks += len(chunks)
-                if batch.chunks >= batch_chunks:
-                    commit(final=False)
-                    batch, committed = _Batch(), True
-            if on_progress:
-                on_progress(done, len(loaded), report.chunks_embedded)
+            if old is not None:
+                batch.replaced.extend(cid for cid, _ in old["chunks"])
+            batch.documents.append((doc, chunks))
+            batch.chunks += len(chunks)
+            if batch.chunks >= batch_chunks:
+                commit(final=False)
+                batch, committed = _Batch(), True
         for key in [k for k, d in documents.items() if k not in seen and _under(d["source"], roots)]:
             batch.replaced.extend(cid for cid, _ in documents.pop(key)["chunks"])
             report.deleted += 1
@@ -137,9 +149,75 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
     return report
 
 
+def _chunk_changed(kb: KnowledgeBase, loaded: list[Document], documents: dict[str, dict],
+                   prepared: Prepared, by_engine: bool, report: SyncReport, seen: set[str],
+                   on_progress: ProgressCallback | None) -> list[tuple[Document, list[Chunk]]]:
+    """The new and changed documents with their chunks, counted in `report`. Everything is
+    chunked before anything is embedded, so the embedding stage knows its total up front."""
+    changed: list[tuple[Document, list[Chunk]]] = []
+    for done, doc in enumerate(loaded, start=1):
+        seen.add(doc.key)
+        old = documents.get(doc.key)
+        if old is not None and old["hash"] == doc.content_hash:
+            report.unchanged += 1
+        else:
+            if old is None:
+                report.added += 1
+            else:
+                report.updated += 1
+            chunks = prepared.chunks.get(doc.key) if by_engine else None
+            if chunks is None:
+                chunks = chunk_document(doc, kb.embedder.count_tokens,
+                                        kb.settings.chunk_size, kb.settings.chunk_overlap)
+            changed.append((doc, chunks))
+        if on_progress:
+            on_progress(SyncProgress("chunking", done, len(loaded)))
+    return changed
+
+
+class _Embedding:
+    """The chunk texts this run must embed (new to the KB, not computed by an engine), their
+    token counts, and the progress of embedding them across batches."""
+
+    def __init__(self, kb: KnowledgeBase, changed: list[tuple[Document, list[Chunk]]],
+                 known_hashes: set[str], computed: dict[str, np.ndarray],
+                 on_progress: ProgressCallback | None) -> None:
+        self.kb, self.on_progress = kb, on_progress
+        pending = {c.content_hash: c.embed_text for _, chunks in changed for c in chunks
+                   if c.content_hash not in known_hashes and c.content_hash not in computed}
+        # An unchanged corpus loads no model.
+        counts = kb.embedder.count_tokens(list(pending.values())) if pending else []
+        self.tokens = dict(zip(pending, counts))
+        self.total_tokens, self.total_chunks = sum(self.tokens.values()), len(pending)
+        self.done_tokens = self.done_chunks = 0
+        self._report()
+
+    def embed(self, missing: dict[str, str]) -> tuple[dict[str, np.ndarray], int]:
+        """Vectors of `missing` (hash -> text) and their tokens, in slices longest first so
+        each slice pads little and the bar moves while the model runs."""
+        unknown = [h for h in missing if h not in self.tokens]  # e.g. a vector the store lost
+        self.tokens.update(zip(unknown, self.kb.embedder.count_tokens(
+            [missing[h] for h in unknown])))
+        order = sorted(missing, key=lambda h: -self.tokens[h])
+        size = max(EMBED_SLICE, int(getattr(self.kb.embedder, "batch_size", 0) or 0))
+        vectors: dict[str, np.ndarray] = {}
+        for start in range(0, len(order), size):
+            part = order[start:start + size]
+            vectors.update(zip(part, self.kb.embedder.embed([missing[h] for h in part])))
+            self.done_chunks += len(part)
+            self.done_tokens += sum(self.tokens[h] for h in part)
+            self._report()
+        return vectors, sum(self.tokens[h] for h in order)
+
+    def _report(self) -> None:
+        if self.on_progress and self.total_chunks:
+            self.on_progress(SyncProgress("embedding", min(self.done_tokens, self.total_tokens),
+                                          self.total_tokens, self.done_chunks, self.total_chunks))
+
+
 def _write_batch(kb: KnowledgeBase, writer: Any, batch: _Batch, documents: dict[str, dict],
                  known_hashes: set[str], report: SyncReport,
-                 computed: dict[str, np.ndarray]) -> None:
+                 computed: dict[str, np.ndarray], embedding: _Embedding) -> None:
     """Embed what is new (unless an engine already did: `computed`), write the rows, delete
     what they replace, update `documents`."""
     chunks = [chunk for _, doc_chunks in batch.documents for chunk in doc_chunks]
@@ -153,12 +231,12 @@ def _write_batch(kb: KnowledgeBase, writer: Any, batch: _Batch, documents: dict[
         report.embedding_tokens += sum(kb.embedder.count_tokens(
             list({h: c.embed_text for h, c in zip(hashes, chunks) if h in fresh}.values())))
     missing = {h: chunk.embed_text for h, chunk in zip(hashes, chunks) if h not in vectors}
-    texts = list(missing.values())
-    if texts:  # one call: the embedder batches the whole set by length
-        vectors.update(zip(missing, kb.embedder.embed(texts)))
-        report.chunks_embedded += len(texts)
-        report.embedding_tokens += sum(kb.embedder.count_tokens(texts))
-    report.chunks_reused += len(chunks) - len(texts) - len(fresh)
+    if missing:
+        embedded, tokens = embedding.embed(missing)
+        vectors.update(embedded)
+        report.chunks_embedded += len(missing)
+        report.embedding_tokens += tokens
+    report.chunks_reused += len(chunks) - len(missing) - len(fresh)
     writer.delete(batch.replaced)  # first: an unchanged chunk keeps its id and is re-added
     report.chunks_deleted += len(set(batch.replaced) - {c.chunk_id for c in chunks})
     if chunks:

@@ -19,7 +19,7 @@ from typing import Any
 from ragortune.errors import InputError
 from ragortune.io import write_json_atomic, write_jsonl_atomic
 from ragortune.questions import Question, read_questions
-from ragortune.tune.trained import RECORD_KEY, check_paraphrases, read_paraphrases, record_training
+from ragortune.tune.trained import RECORD_KEY, read_paraphrases, record_training
 
 BUILD_FILE = "ragortune_build.json"  # how the data was built, beside train.jsonl; retraining repeats it
 
@@ -156,11 +156,11 @@ def build_dataset(
     questions = read_questions(source, require_answers=True)
     if not original_wording and paraphrase_file is None and (paraphrase is None or n_paraphrases < 1):
         raise InputError("training on paraphrases only needs paraphrases: give a paraphrase "
-                         "file or --paraphrases N with a model, or keep the original wording")
+                         "file (--paraphrase-file) or --paraphrases N with a model, or "
+                         "keep the original wording")
     hand_written = None
     if paraphrase_file is not None:
-        hand_written = read_paraphrases(paraphrase_file)
-        check_paraphrases(hand_written, [q.id for q in questions], str(paraphrase_file))
+        hand_written = read_paraphrases(paraphrase_file, [q.id for q in questions])
         n_paraphrases = n_paraphrases or max((len(v) for v in hand_written.values()), default=0)
     examples, skipped = build_examples(
         questions, system=system, refusal=refusal, paraphrase=paraphrase,

@@ -116,10 +116,13 @@ def exposures(questions: Iterable[tuple[str, str]], record: TrainedOn) -> dict[s
     return {qid: record.exposure(qid, text) for qid, text in questions}
 
 
-def read_paraphrases(path: str | Path) -> dict[str, list[str]]:
+def read_paraphrases(path: str | Path,
+                     question_ids: Iterable[str] | None = None) -> dict[str, list[str]]:
     """Hand-written rewordings: JSONL of {"_id": question id, "paraphrases": [text, ...]}.
-    Each carries the same fact as the question with that id and is trained with its answer."""
+    Each carries the same fact as the question with that id and is trained with its answer.
+    With `question_ids`, an id outside them is refused at its line (a typo would train nothing)."""
     path = Path(path)
+    known = None if question_ids is None else set(question_ids)
     out: dict[str, list[str]] = {}
     for line, row in read_jsonl(path, "paraphrases file"):
         qid = row.get("_id") if isinstance(row, dict) else None
@@ -132,6 +135,9 @@ def read_paraphrases(path: str | Path) -> dict[str, list[str]]:
                              'strings, e.g. "paraphrases": ["How much is ...?"]')
         if str(qid) in out:
             raise InputError(f"{path}:{line}: field '_id': duplicate id {qid!r}; merge the lines")
+        if known is not None and str(qid) not in known:
+            raise InputError(f"{path}:{line}: field '_id': paraphrases for unknown question id "
+                             f"{qid!r}; fix the id to match the questions file")
         out[str(qid)] = [t.strip() for t in texts]
     return out
 

@@ -80,6 +80,47 @@ def test_better_fine_tuned_accuracy_counts_when_retrieval_works():
     assert reason.points < 0 and "0.75" in reason.text
 
 
+def _paired(rag: float, ft: float, *, significant: bool) -> dict:
+    """Evidence as `eval answers` writes it: both accuracies and their paired test."""
+    return {"arms": {"rag": {"accuracy": {"value": rag, "n": 30, "split": "held-out"}},
+                     "ft": {"accuracy": {"value": ft, "n": 30, "split": "held-out"}}},
+            "retrieval": {"recall@10": 0.9, "mrr@10": 0.7},
+            "comparisons": {"answers": [{"a": "rag", "b": "ft", "n": 30, "diff": rag - ft,
+                                         "p_value": 0.01 if significant else 0.31,
+                                         "p_holm": 0.02 if significant else 0.42,
+                                         "significant": significant, "method": "mcnemar-exact"}]}}
+
+
+def test_an_accuracy_gap_counts_only_when_its_paired_test_is_significant():
+    # Same accuracies (RAG 0.75, fine-tuned 0.55); only the paired test differs. On this
+    # scenario the costs lean to fine-tuning, so a gap that is noise must not swing it to RAG.
+    sure = _decide("latency-short-queries", _paired(0.75, 0.55, significant=True))
+    noise = _decide("latency-short-queries", _paired(0.75, 0.55, significant=False))
+    counted = next(r for r in sure.reasons if r.rule == "measured_accuracy")
+    tie = next(r for r in noise.reasons if r.rule == "measured_accuracy")
+    assert counted.points == 2.0 and "significant at n=30, p=0.02" in counted.text
+    assert "RAG 0.75 vs fine-tuned 0.55" in counted.text
+    assert tie.points == 0.0 and tie.favors == "neither"
+    assert "not significant at n=30, p=0.42" in tie.text and "tie" in tie.text
+    assert "measured_accuracy" not in noise.decisive
+    assert (sure.recommendation, noise.recommendation) == ("rag", "fine-tuning")
+    assert noise.recommendation == _decide("latency-short-queries").recommendation
+
+
+def test_a_non_significant_gap_also_moves_no_monte_carlo_draw():
+    noise = _decide("high-stable-volume", _paired(0.55, 0.75, significant=False))
+    plain = _decide("high-stable-volume", {"arms": {}, "retrieval": {"recall@10": 0.9}})
+    assert noise.scores == plain.scores
+    assert noise.monte_carlo["confidence"] == plain.monte_carlo["confidence"]
+
+
+def test_accuracy_without_a_paired_test_says_its_significance_is_unknown():
+    d = _decide("latency-short-queries", {"arms": {"rag": {"accuracy": 0.75},
+                                                   "ft": {"accuracy": 0.55}}})
+    reason = next(r for r in d.reasons if r.rule == "measured_accuracy")
+    assert reason.points == 2.0 and "significance is unknown" in reason.text
+
+
 def test_a_fine_tuned_arm_that_goes_stale_counts_against_fine_tuning():
     plain = _decide("latency-short-queries")
     stale = _decide("latency-short-queries", {"arms": {"ft": {"stale_rate": 0.6}}})

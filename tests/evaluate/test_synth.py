@@ -63,10 +63,10 @@ def test_synth_with_smollm2_keeps_only_pairs_grounded_in_their_chunk(tmp_path: P
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["synth", "--kb", str(docs_kb.path), "--n", "2", "--out",
                                       "synth", "--json"])
-    if result.exit_code != 0:  # the 135M model may fail every check; that must be a clear error
-        assert "no pair survived the checks" in str(result.exception)
-        return
+    # greedy decoding: the shipped 135M model keeps 1 of its 2 pairs on these two documents
+    assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
+    assert data["kept"] >= 1
     assert data["kept"] + sum(data["dropped"].values()) == data["attempts"] <= 2
     chunks = {c.chunk_id: c.text for c in docs_kb.chunks()}
     for line in (tmp_path / "synth" / "queries.jsonl").read_text().splitlines():

@@ -161,5 +161,67 @@ def test_paraphrases_only_without_paraphrases_is_refused(tmp_path):
 def test_paraphrases_for_unknown_questions_are_refused(tmp_path):
     para = tmp_path / "p.jsonl"
     para.write_text(json.dumps({"_id": "nope", "paraphrases": ["x?"]}) + "\n")
-    with pytest.raises(InputError, match="unknown question ids"):
+    with pytest.raises(InputError, match=r"p.jsonl:1: field '_id': paraphrases for unknown question id 'nope'"):
         build_dataset(write_beir(tmp_path / "kb"), tmp_path / "out", paraphrase_file=para)
+
+
+def test_cli_build_trains_on_a_paraphrase_file_and_records_every_phrasing(tmp_path):
+    from typer.testing import CliRunner
+
+    from ragortune.cli import app
+    from ragortune.tune.dataset import BUILD_FILE
+    from ragortune.tune.trained import UNSEEN_PHRASING, TrainedOn, question_hash
+
+    beir = write_beir(tmp_path / "kb", facts=FACTS[:2])
+    para = tmp_path / "para.jsonl"
+    para.write_text(json.dumps({"_id": "q0", "paraphrases": ["P one?", "P two?"]}) + "\n"
+                    + json.dumps({"_id": "q1", "paraphrases": ["P three?"]}) + "\n")
+    out = tmp_path / "o"
+    result = CliRunner().invoke(app, ["tune", "build", str(beir), "--out", str(out), "--validation", "0",
+                                      "--paraphrase-file", str(para), "--paraphrases-only", "--json"])
+    assert result.exit_code == 0, result.output
+    trained_rows = lines(out / "train.jsonl")
+    assert [(r["messages"][-2]["content"], r["messages"][-1]["content"]) for r in trained_rows] == [
+        ("P one?", FACTS[0][1]), ("P two?", FACTS[0][1]), ("P three?", FACTS[1][1])]
+    assert json.loads(result.stdout)["n_paraphrases"] == 3
+    record = json.loads((out / BUILD_FILE).read_text())
+    assert record["settings"]["paraphrase_file"] == str(para.resolve())
+    assert record["settings"]["original_wording"] is False
+    trained = TrainedOn.from_dict(record["trained"], BUILD_FILE)
+    assert set(record["trained"]["question_hashes"]) == {question_hash(t) for t in ("P one?", "P two?", "P three?")}
+    assert trained.paraphrase_file == str(para.resolve())
+    assert trained.exposure("q0", FACTS[0][0]) == UNSEEN_PHRASING
+
+
+def test_cli_build_with_paraphrases_keeps_the_written_wording_unless_told(tmp_path):
+    from typer.testing import CliRunner
+
+    from ragortune.cli import app
+    from ragortune.tune.dataset import BUILD_FILE
+    from ragortune.tune.trained import SEEN, TrainedOn
+
+    beir = write_beir(tmp_path / "kb", facts=FACTS[:1])
+    para = tmp_path / "para.jsonl"
+    para.write_text(json.dumps({"_id": "q0", "paraphrases": ["P one?"]}) + "\n")
+    out = tmp_path / "o"
+    result = CliRunner().invoke(app, ["tune", "build", str(beir), "--out", str(out), "--validation", "0",
+                                      "--paraphrase-file", str(para)])
+    assert result.exit_code == 0, result.output
+    assert [r["messages"][-2]["content"] for r in lines(out / "train.jsonl")] == [FACTS[0][0], "P one?"]
+    trained = TrainedOn.from_dict(json.loads((out / BUILD_FILE).read_text())["trained"], BUILD_FILE)
+    assert trained.exposure("q0", FACTS[0][0]) == SEEN
+
+
+def test_cli_build_names_the_line_of_a_bad_paraphrase(tmp_path):
+    from typer.testing import CliRunner
+
+    from ragortune.cli import app
+
+    para = tmp_path / "para.jsonl"
+    para.write_text(json.dumps({"_id": "q0", "paraphrases": ["ok?"]}) + "\n"
+                    + json.dumps({"_id": "q9", "paraphrases": ["typo?"]}) + "\n")
+    result = CliRunner().invoke(app, ["tune", "build", str(write_beir(tmp_path / "kb")), "--out",
+                                      str(tmp_path / "o"), "--paraphrase-file", str(para)])
+    assert isinstance(result.exception, InputError)  # `ragortune` prints it in one line, exit 2
+    assert "para.jsonl:2: field '_id'" in str(result.exception) and "'q9'" in str(result.exception)
+    assert not (tmp_path / "o" / "train.jsonl").exists()

@@ -41,7 +41,7 @@ def test_packing_does_not_change_an_examples_loss(tiny_model_dir, smol_tokenizer
     from transformers import AutoModelForCausalLM
 
     from ragortune.tune.tokens import encode_chat
-    from ragortune.tune.train import _forward
+    from ragortune.tune.train_steps import forward
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     chats = [[{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Answer {i} " * (i + 1)}]
@@ -49,7 +49,7 @@ def test_packing_does_not_change_an_examples_loss(tiny_model_dir, smol_tokenizer
     encoded = [encode_chat(smol_tokenizer, c, max_tokens=None) for c in chats]
 
     def loss(batch):
-        logits, targets = _forward(model, batch, torch.device("cpu"))
+        logits, targets = forward(model, batch, torch.device("cpu"))
         return torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
 
     with torch.no_grad():

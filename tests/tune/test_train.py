@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -23,21 +25,36 @@ def read_log(folder):
     return [json.loads(x) for x in (folder / LOG_FILE).read_text().splitlines()]
 
 
-def test_adapter_is_written_with_how_it_was_made_and_loads_back(tmp_path, tiny_model_dir, chat_file):
+def test_adapter_is_written_with_how_it_was_made_and_loads_back(tmp_path, tiny_model_dir):
     from ragortune.models import load_causal_lm
 
+    data = write_chat(tmp_path / "train.jsonl", FACTS[:6])
+    held = write_chat(tmp_path / "held.jsonl", FACTS[6:])  # facts the adapter never trains on
     out = tmp_path / "adapter"
-    result = train(TrainConfig(data=str(chat_file), validation=str(chat_file), base=str(tiny_model_dir),
-                               out=str(out), epochs=2, batch_size=4, lr=1e-2, checkpoint_every=2))
+    result = train(TrainConfig(data=str(data), validation=str(held), base=str(tiny_model_dir),
+                               out=str(out), epochs=2, batch_size=3, lr=1e-2, checkpoint_every=2))
     assert result.steps == 4 and result.resumed_from_step is None
     assert (out / "adapter_config.json").is_file() and not (out / "checkpoints").exists()
     made = json.loads((out / RUN_FILE).read_text())
     assert made["base_model"] == str(tiny_model_dir) and made["config"]["lora_r"] == 16
-    assert made["steps"] == 4 and made["tokens"] > 0 and len(made["data_sha256"]) == 64
+    assert made["config"]["validation"] == str(held)
+    assert made["steps"] == 4 and made["tokens"] > 0
+    both = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (data, held)]
+    assert made["data_sha256"] == hashlib.sha256("".join(both).encode()).hexdigest()
     assert [v[0] for v in result.val_losses] == [0, 2, 4]
-    assert result.val_losses[-1][1] < result.val_losses[0][1]
+    assert made["val_losses"] == [list(v) for v in result.val_losses]
+    assert result.val_losses[-1][1] < result.val_losses[0][1]  # the reply format carries over
     _, model = load_causal_lm(str(tiny_model_dir), adapter=str(out))
     assert type(model).__name__ == "PeftModelForCausalLM"
+
+    # The same run validated on its own training file reports a lower loss: the held-out
+    # figure above is the one that does not flatter the adapter.
+    on_train = train(TrainConfig(data=str(data), validation=str(data), base=str(tiny_model_dir),
+                                 out=str(tmp_path / "on-train"), epochs=2, batch_size=3, lr=1e-2,
+                                 checkpoint_every=2))
+    assert [e["loss"] for e in on_train.log] == pytest.approx([e["loss"] for e in result.log])
+    assert on_train.val_losses[0][1] != result.val_losses[0][1]
+    assert on_train.val_losses[-1][1] < result.val_losses[-1][1]
 
 
 def test_a_run_killed_mid_way_resumes_on_the_same_steps_and_data_order(tmp_path, tiny_model_dir):
@@ -118,11 +135,13 @@ def test_shipped_smollm2_learns_and_its_adapter_and_merged_weights_load_back(tmp
     from ragortune.models import load_causal_lm
 
     data = write_chat(tmp_path / "train.jsonl", FACTS[:4])
+    held = write_chat(tmp_path / "held.jsonl", FACTS[4:6])
     out = tmp_path / "smol"
-    result = train(TrainConfig(data=str(data), validation=str(data), out=str(out), epochs=2,
+    result = train(TrainConfig(data=str(data), validation=str(held), out=str(out), epochs=2,
                                batch_size=4, lr=2e-3, merge=True))
-    first, last = result.val_losses[0][1], result.val_losses[-1][1]
-    assert last < first
+    assert result.loss_last < result.loss_first  # the training facts' loss falls
+    assert [s for s, _ in result.val_losses] == [0, 1, 2]  # base model, then each epoch's end
+    assert all(math.isfinite(v) and v > 0 for _, v in result.val_losses)  # from the held-out file
     assert result.peak_memory_bytes > 0 and result.tokens_per_s > 0
     tokenizer, model = load_causal_lm(None, adapter=str(out))
     answer = LocalLLM(tokenizer, model, "ft").complete(
