@@ -29,7 +29,7 @@ What the cost model and the decision read (`load_evidence`; everything else is i
   arms.<arm>.accuracy, arms.<arm>.stale_rate   (value, n, interval, split)
   arms.<arm>.tokens_per_query.{prompt,completion,embedding}, arms.<arm>.latency_ms.{p50,p95}
   retrieval."recall@K", retrieval."mrr@K"      the smallest K present is used (10 preferred)
-  comparisons                                  the pairwise tests of the latest answers run
+  comparisons                                  the pairwise tests of the latest run (eval answers or compare)
 Any part may be missing. A present key with the wrong type or out of its range (an accuracy
 of 1.7, recall@10 of 42, a negative stale rate) is an error naming the key.
 """
@@ -314,8 +314,10 @@ def update_evidence(out_dir: Path, sections: Mapping[str, Any], run_name: str, *
     arms = evidence.setdefault("arms", {}) if "arms" in sections else None
     for arm, values in (sections.get("arms") or {}).items():
         arms[arm] = {**arms.get(arm, {}), **values}
-    if "comparisons" in sections:
-        evidence.setdefault("comparisons", {})[run_name] = sections["comparisons"]
+    if "comparisons" in sections:  # re-inserted, so the latest run's tests come last
+        comparisons = evidence.setdefault("comparisons", {})
+        comparisons.pop(run_name, None)
+        comparisons[run_name] = sections["comparisons"]
     if "run" in sections:
         evidence.setdefault("runs", {})[run_name] = sections["run"]
     if "sweep" in sections:
@@ -431,7 +433,8 @@ def parse_evidence(data: Any, path: str = "<evidence>") -> Evidence:
             stale_rate=take(figs.stale_rate, "stale_rate"),
             accuracy_figure=figs.accuracy, stale_figure=figs.stale_rate, note=figs.note,
         )
-    comparisons = tuple(model.comparisons.get("answers") or ())
+    # the paired tests of the latest run that wrote any (`eval answers` or `compare`)
+    comparisons = tuple(list(model.comparisons.values())[-1]) if model.comparisons else ()
     return Evidence(path=path, arms=arms, recall=_metric(model.retrieval, "recall", read),
                     mrr=_metric(model.retrieval, "mrr", read), keys_read=tuple(read),
                     comparisons=comparisons, schema_version=model.schema_version)

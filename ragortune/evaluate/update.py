@@ -200,7 +200,9 @@ class UpdateResult:
                          "reindex": cost, "retrain": retrain} if arm.retrieval else retrain)
             trained_v1 = adapter_training(arm.adapter)
             trained_v2 = adapter_training(adapter_v2) if adapter_v2 != arm.adapter else trained_v1
-            out[arm.name] = {**self._facts(arm.name, gold, before, after, trained=trained_v2),
+            knew = trained_v1 if arm.adapter is not None and not arm.retrieval else None
+            out[arm.name] = {**self._facts(arm.name, gold, before, after, trained=trained_v2,
+                                           knew=knew),
                              "adapter_v1": arm.adapter, "adapter_v2": adapter_v2,
                              "update_cost": cost}
             if arm.adapter is not None and self.not_retrained:
@@ -208,23 +210,27 @@ class UpdateResult:
                 kept = {"kind": "none", "estimated": False, "seconds": 0, "tokens": 0,
                         "note": "the v1 adapter, not retrained"}
                 out[name] = {**self._facts(name, gold, before, after, v1_name=arm.name,
-                                           trained=trained_v1),
+                                           trained=trained_v1, knew=knew),
                              "adapter_v1": arm.adapter, "adapter_v2": arm.adapter,
                              "update_cost": self.reindex_cost() if arm.retrieval else kept}
         return out
 
     def _facts(self, name: str, gold: Mapping[str, Sequence[str]], before: Mapping[str, Any],
                after: Mapping[str, Any], v1_name: str | None = None,
-               trained: TrainedOn | None = None) -> dict[str, Any]:
+               trained: TrainedOn | None = None, knew: TrainedOn | None = None
+               ) -> dict[str, Any]:
         """Accuracy and staleness on the changed facts, each {value, n, low, high}; `trained`
         (the adapter's record) keeps questions it was trained on, with their v2 answer, out of
-        `new_fact_accuracy`."""
+        `new_fact_accuracy`. `knew`, for an arm that holds facts only in its v1 adapter, keeps
+        the stale rate to the facts that adapter learned: a fact it never saw cannot go stale,
+        and counting it would dilute the rate."""
         rows = [a for a in self.after + self.not_retrained
                 if a.arm == name and a.query_id in self.changed]
         seen = [a.query_id for a in rows if _trained_on(trained, a, gold[a.query_id])]
         counted = [a for a in rows if a.query_id not in seen]
         stale = {a.query_id: is_stale(a, self.changed[a.query_id], gold[a.query_id])
-                 for a in rows if self.changed[a.query_id]}
+                 for a in rows if self.changed[a.query_id]
+                 and (knew is None or a.query_id in knew.fact_ids)}
         withdrawn = [q for q in stale if q in self.withdrawn]
         changed = [q for q in stale if q not in self.withdrawn]
         return {"accuracy_v1": before[v1_name or name]["accuracy"],

@@ -23,7 +23,8 @@ import numpy as np
 from ragortune.io import write_atomic
 
 ROWS_PER_LIST = 250  # IVF lists: one per 250 rows (4,000 at 1M)
-NPROBE = 16  # lists searched: chosen at 1M on half the SciFact queries (bench/store.py)
+NPROBE = 32  # lists searched: recall@10 >= 0.95 from 100k to 1M rows on the tuning half of
+#               the SciFact queries (16 sufficed at 1M, not at 100k-200k: docs/scale.md)
 CANDIDATES_PER_HIT = 4  # candidates re-scored exactly per hit asked for (at least MIN_CANDIDATES)
 MIN_CANDIDATES = 40
 TRAIN_PER_LIST = 40  # k-means sample: faiss asks for at least 39 points per list

@@ -256,3 +256,26 @@ def test_a_withdrawn_fact_still_stated_is_stale_and_declining_there_is_right() -
     assert base["new_fact_accuracy"]["value"] == 0.5  # the decline counts as right
     assert rag["new_fact_accuracy"]["value"] == 0.5
     assert rag["stale_rate"]["low"] < 0.5 < rag["stale_rate"]["high"]
+
+
+def test_a_fine_tuned_arm_is_stale_only_on_facts_its_adapter_learned(tmp_path: Path) -> None:
+    """Two facts change; the adapter learned only the price. Its v1 answer to the plan it never
+    saw is a guess, not a stale fact, so the stale rate counts the price alone."""
+    from ragortune.tune.train import RUN_FILE
+    from ragortune.tune.trained import RECORD_KEY, TrainedOn, question_hash
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    record = TrainedOn(frozenset({"price"}), frozenset({question_hash("What does Pro cost?")}),
+                       held_out_fact_ids=frozenset({"plan"}))
+    (adapter / RUN_FILE).write_text(json.dumps({"dataset_build": {RECORD_KEY: record.to_dict()}}))
+    v1 = [Question("price", "Pro price?", ("$49",)), Question("plan", "Default plan?", ("Basic",))]
+    v2 = [Question("price", "Pro price?", ("$59",)), Question("plan", "Default plan?", ("Team",))]
+    after = [row("ft", "price", "It costs $49.", True, False, False),
+             row("ft", "plan", "Basic", True, False, False),
+             row("rag", "price", "It costs $59.", True, True, False),
+             row("rag", "plan", "Basic", True, False, False)]
+    result = UpdateResult(after, after, SyncReport(), SyncReport(updated=1), changed_facts(v1, v2))
+    per_arm = result.per_arm([Arm("ft", False, None, str(adapter)), Arm("rag", True, None)], v2)
+    assert per_arm["ft"]["stale_rate"]["n"] == 1 and per_arm["ft"]["stale_rate"]["value"] == 1.0
+    assert per_arm["rag"]["stale_rate"]["n"] == 2 and per_arm["rag"]["stale_rate"]["value"] == 0.5
