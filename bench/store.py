@@ -111,8 +111,8 @@ def bench_size(base: np.ndarray, queries: np.ndarray, size: int, url: str | None
 
 
 def bench_lance(vectors, queries, truth, size) -> None:
-    """The product path: LanceStore.add, then its exact scan, then `build_index` and its
-    indexed search (what a KB past the threshold serves), on the same table."""
+    """The product path: LanceStore.add, then its exact scan, then `build_index` (store/ann.py)
+    and its indexed search (what a KB past the threshold serves), on the same table."""
     from ragortune.store.lance import ANN_ENV, LanceStore
 
     folder = OUT / f"lance-{size}"
@@ -130,12 +130,12 @@ def bench_lance(vectors, queries, truth, size) -> None:
     row("lance exact scan (store)", size, load_s, None, times, recall(found, truth))
     os.environ[ANN_ENV] = "1"
     start = time.perf_counter()
-    version = store.build_index()
+    store.build_index()
     index_s = time.perf_counter() - start
-    indexed = LanceStore(folder, vectors.shape[1], read_version=version)
+    indexed = LanceStore(folder, vectors.shape[1], read_version=store.version())
     assert indexed.uses_index
     found, times = timed(lambda q: [int(c.chunk_id) for c in indexed.dense_search(q, K)], queries)
-    row("lance IVF_HNSW_SQ (store)", size, load_s, index_s, times, recall(found, truth))
+    row("lance + faiss IVF-SQ8 (store)", size, load_s, index_s, times, recall(found, truth))
     del os.environ[ANN_ENV]
     shutil.rmtree(folder, ignore_errors=True)
 

@@ -3,8 +3,8 @@
 Stages, each cached in OUT/stages/<stage>-<hash of its inputs>/ (written to a temporary
 folder and renamed when finished, so Ctrl-C leaves every finished stage reusable and no half
 one): index v1 -> questions (given, or synthesised) -> gate (its abstention measured on
-folds of the questions it was not calibrated on) -> adapter (trained on paraphrases of the
-facts, so the original wording stays unseen) -> answers v1 -> index v2 -> answers v2 ->
+folds of the questions it was not calibrated on) -> adapter (trained on paraphrases of 70% of
+the facts, so the original wording stays unseen and 30% of the facts are new to it) -> answers v1 -> index v2 -> answers v2 ->
 evidence -> cost and decision. The KB syncs are incremental, so editing one document
 re-embeds only its chunks and redoes only the stages downstream of the KB.
 """
@@ -60,6 +60,7 @@ class CompareConfig:
     max_tokens: int = 32
     synth_questions: int = 24
     seed: int = 0
+    held_out_facts: float = 0.3  # share of the facts the adapter never trains on (by fact)
     train: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_RECIPE))
 
 
@@ -206,15 +207,17 @@ def gate(kb: KnowledgeBase, questions: list[Question], *, k: int, mode: str,
 
 def train_adapter(cfg: CompareConfig, questions: Path, out: Path,
                   on_progress: ItemProgress | None) -> dict[str, Any]:
-    """`tune build` + `tune train`: on the paraphrases of every fact when given (the
-    questions' own wording stays unseen), else on 70% of the facts (the rest unseen)."""
+    """`tune build` + `tune train` on a seeded share of the facts (split by fact, so every
+    wording of a held-out fact stays out): with paraphrases, on the paraphrases of the trained
+    facts only, so the questions then asked are unseen phrasings of trained facts or unseen
+    facts; without, on the trained facts in their original wording (the rest unseen)."""
     from ragortune.evaluate.arms import CLOSED_BOOK_SYSTEM
     from ragortune.tune.dataset import build_dataset
     from ragortune.tune.train import TrainConfig, train
 
     paraphrased = cfg.paraphrases is not None
     built = build_dataset(questions, out / "data", system=CLOSED_BOOK_SYSTEM,
-                          refusal="I don't know.", validation=0.0 if paraphrased else 0.3,
+                          refusal="I don't know.", validation=cfg.held_out_facts, split_by="fact",
                           seed=cfg.seed, paraphrase_file=cfg.paraphrases,
                           original_wording=not paraphrased)
     recipe = {**cfg.train, "target_modules": tuple(cfg.train["target_modules"])}
@@ -222,12 +225,38 @@ def train_adapter(cfg: CompareConfig, questions: Path, out: Path,
                          seed=cfg.seed, **recipe)
     result = train(config, on_progress=(lambda p: on_progress("adapter", p.step, p.total_steps))
                    if on_progress else None)
-    return {"adapter": "adapter", "examples": built.n_train, "held_out_facts": built.n_validation,
-            "protocol": ("paraphrases of every fact; asked in the original wording"
-                         if paraphrased else "70% of the facts; the other 30% held out"),
+    trained_facts = _trained_facts(out / "data")
+    facts = len(read_questions(questions, require_answers=True))
+    return {"adapter": "adapter", "examples": built.n_train, "facts": facts,
+            "trained_facts": trained_facts, "held_out_facts": facts - trained_facts,
+            "held_out_share": cfg.held_out_facts, "split_seed": cfg.seed,
+            "protocol": protocol(paraphrased, facts, trained_facts),
             "seconds": result.train_seconds, "cpu_seconds": result.cpu_seconds,
             "tokens": result.tokens, "loss_first": result.loss_first,
             "loss_last": result.loss_last}
+
+
+def protocol(paraphrased: bool, facts: int, trained: int) -> str:
+    """The training protocol in one honest sentence (the report and `--json` show it)."""
+    held = facts - trained
+    if paraphrased:
+        return (f"trained on the paraphrases of {trained} of {facts} facts (split by "
+                f"fact, seeded), never on the questions' own wording; asked the original "
+                f"questions: unseen phrasings of the {trained} trained facts and {held} facts "
+                "never trained on")
+    return (f"trained on {trained} of {facts} facts in their original wording (split by fact, "
+            f"seeded); the other {held} facts held out: their questions are unseen facts, the "
+            "trained ones are in-sample (seen) and kept out of the accuracy")
+
+
+def _trained_facts(data: Path) -> int:
+    """Facts the adapter trained on, from the record `tune build` writes beside train.jsonl
+    (a question without paraphrases is never trained on either: it counts as held out)."""
+    from ragortune.io import read_json
+    from ragortune.tune.dataset import BUILD_FILE
+    from ragortune.tune.trained import RECORD_KEY
+
+    return len(read_json(data / BUILD_FILE, "run compare again")[RECORD_KEY]["fact_ids"])
 
 
 def answer_rows(cfg: CompareConfig, arms: list[Any], questions: list[Question],
@@ -262,6 +291,9 @@ class CompareResult:
     decision: dict[str, Any] | None
     stages: dict[str, dict[str, Any]]
     files: dict[str, Path]
+    # per arm its headline figures (accuracy on unseen phrasings, unseen facts, seen, stale,
+    # abstention: each {value, n, low, high, split}), and the paired tests, as `--json` prints
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 def run_compare(cfg: CompareConfig, on_event: StageEvent | None = None,
@@ -314,7 +346,7 @@ def run_compare(cfg: CompareConfig, on_event: StageEvent | None = None,
     training: dict[str, Any] | None = None
     if {"ft", "hybrid"} & set(cfg.arms):
         inputs = {"questions": tree_hash(questions_path), "llm": cfg.llm, "recipe": cfg.train,
-                  "seed": cfg.seed,
+                  "seed": cfg.seed, "held_out_facts": cfg.held_out_facts,
                   "paraphrases": tree_hash(cfg.paraphrases) if cfg.paraphrases else None}
 
         training, folder = cache.run(
@@ -353,7 +385,27 @@ def run_compare(cfg: CompareConfig, on_event: StageEvent | None = None,
     run["stages"] = cache.ran
     write_json_atomic(out / RUN_FILE, run, indent=2)
     files = {"evidence": evidence_path, **write_report(out)}
-    return CompareResult(out, run, evidence_path, decision, cache.ran, files)
+    return CompareResult(out, run, evidence_path, decision, cache.ran, files,
+                         headline(evidence_path, run))
+
+
+HEADLINE = ("accuracy", "accuracy_unseen_phrasing", "accuracy_unseen_fact", "accuracy_seen",
+            "stale_rate", "new_fact_accuracy")
+
+
+def headline(evidence: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """What `compare --json` reports: each arm's main figures as the evidence holds them,
+    the training protocol and the paired tests (all counted questions, then per kind)."""
+    from ragortune.io import read_json
+
+    data = read_json(evidence, "run compare again")
+    arms = {name: {**{k: a.get(k) for k in HEADLINE}, "abstention": a.get("abstention"),
+                   "note": a.get("note")} for name, a in (data.get("arms") or {}).items()}
+    exposure = run.get("by_exposure") or {}
+    return {"arms": arms, "training": run.get("training") and run["training"].get("protocol"),
+            "comparisons": {"all_counted": (data.get("comparisons") or {}).get("compare", []),
+                            **{k: v["comparisons"] for k, v in exposure.items()
+                               if isinstance(v, dict)}}}
 
 
 def _update(cfg: CompareConfig, cache: StageCache, kb1: KnowledgeBase, kb1_state: str,
@@ -412,6 +464,9 @@ def _check(cfg: CompareConfig) -> None:
                        ("--paraphrases", cfg.paraphrases), ("--scenario", cfg.scenario)):
         if path is not None and not Path(path).exists():
             raise InputError(f"{name} {path}: not found")
+    if not 0 <= cfg.held_out_facts < 1:
+        raise InputError(f"--held-out-facts must be in [0, 1) (a share of the facts), got "
+                         f"{cfg.held_out_facts}")
     if (cfg.docs_v2 is None) != (cfg.questions_v2 is None):
         raise InputError("the update test needs both --docs-v2 and --questions-v2")
     if cfg.docs_v2 is not None and cfg.questions is None:
@@ -443,9 +498,11 @@ def write_evidence(out: Path, run: dict[str, Any], answers_v1: list[Any],
     arms = [Arm(name, ARM_KINDS[name][0], None, adapter if ARM_KINDS[name][1] else None)
             for name in names]
     cross = gated.get("cross_validated")
-    _, figures, comparisons = arms_evidence(
+    scores, figures, comparisons = arms_evidence(
         answers_v1, arms, summarise(answers_v1), run=rid, dataset=dataset["hash"],
         gate=CrossValidated.from_json(cross) if cross else None)
+    run["by_exposure"] = by_exposure(answers_v1, scores, figures, run=rid,
+                                     dataset=dataset["hash"])
     sections: dict[str, Any] = {"arms": figures, "run": run, "comparisons": comparisons}
     if measured_retrieval is not None:
         per_query = {k: np.array(v) for k, v in measured_retrieval["per_query"].items()}
@@ -464,6 +521,41 @@ def write_evidence(out: Path, run: dict[str, Any], answers_v1: list[Any],
     path = out / "evidence.json"
     path.unlink(missing_ok=True)  # one compare run = one evidence file, never merged
     return update_evidence(out, sections, "compare", dataset=dataset)
+
+
+def by_exposure(answers: list[Any], scores: dict[str, Any], figures: dict[str, Any], *,
+                run: str, dataset: str) -> dict[str, Any]:
+    """The knowledge-injection view: the fine-tuned arm sorts the questions into unseen
+    phrasings of trained facts and unseen facts; the arms that trained on nothing (base, rag)
+    are scored on those same questions (their `accuracy_unseen_phrasing` / `_fact`, split
+    `all`, `subset_of` the fine-tuned arm), and every pair of arms is tested on each kind
+    apart (exact McNemar, Holm over the pairs). Empty without a fine-tuned arm."""
+    from dataclasses import replace
+
+    from ragortune.evaluate.arms import ARM_KINDS
+    from ragortune.evaluate.evidence import figure
+    from ragortune.evaluate.heldout import compare_arms
+    from ragortune.evaluate.stats import proportion
+    from ragortune.tune.trained import UNSEEN_FACT, UNSEEN_PHRASING
+
+    tuned = next((s for name, s in scores.items() if ARM_KINDS[name][1] and s.exposure), None)
+    if tuned is None:
+        return {}
+    right = {(a.arm, a.query_id): bool(a.correct) for a in answers if a.answerable}
+    out: dict[str, Any] = {"fine_tuned_arm": tuned.arm}
+    for kind in (UNSEEN_PHRASING, UNSEEN_FACT):
+        ids = frozenset(q for q, k in tuned.exposure.items() if k == kind)
+        for name, score in scores.items():
+            if score.exposure:  # a fine-tuned arm: heldout already scored it by its own record
+                continue
+            values = [right[name, q] for q in sorted(ids) if (name, q) in right]
+            fig = figure(proportion(values) if values else None, split="all", run=run,
+                         dataset=dataset)
+            figures[name][f"accuracy_{kind}"] = fig and {**fig, "subset_of": tuned.arm}
+        subset = {name: replace(s, counted=s.counted & ids) for name, s in scores.items()}
+        out[kind] = {"questions": len([q for q in ids if (tuned.arm, q) in right]),
+                     "comparisons": [c.to_json() for c in compare_arms(answers, subset)]}
+    return out
 
 
 def _report(data: dict[str, Any]) -> SyncReport:

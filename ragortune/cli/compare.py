@@ -24,7 +24,8 @@ def compare_command(
                                              "with the answers true for v2."),
     paraphrases: Path | None = typer.Option(None, "--paraphrases", help="JSONL {_id, "
                                             "paraphrases: [...]}: the fine-tuned arm trains "
-                                            "on these, and is asked the original wording."),
+                                            "on those of the trained facts and is asked the "
+                                            "original wording."),
     scenario: Path | None = typer.Option(None, "--scenario", help="Scenario TOML for cost and "
                                          "the decision (examples/scenarios/)."),
     arms: str = typer.Option("base,rag,ft,hybrid", "--arms", help="Comma-separated arms."),
@@ -34,6 +35,9 @@ def compare_command(
     synth_questions: int = typer.Option(24, "--synth-questions", help="Questions to "
                                         "synthesise when --questions is not given."),
     epochs: int | None = typer.Option(None, "--epochs", help="Adapter training epochs."),
+    held_out_facts: float = typer.Option(0.3, "--held-out-facts", help="Share of the facts "
+                                         "the adapter never trains on (split by fact, seeded): "
+                                         "its accuracy on new facts."),
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Measure RAG, fine-tuning and both on your documents; write report.html and the evidence."""
@@ -43,14 +47,16 @@ def compare_command(
     cfg = CompareConfig(docs=docs, out=out, questions=questions, docs_v2=docs_v2,
                         questions_v2=questions_v2, paraphrases=paraphrases, scenario=scenario,
                         arms=tuple(a.strip() for a in arms.split(",") if a.strip()), llm=llm,
-                        embedder=embedder, synth_questions=synth_questions, train=recipe)
+                        embedder=embedder, synth_questions=synth_questions, train=recipe,
+                        held_out_facts=held_out_facts)
     lines = StageLines(enabled=not json_output, live=show_progress(json_output))
     result = run_compare(cfg, on_event=lines.event, on_progress=lines.progress)
     files = {name: str(path) for name, path in result.files.items()}
     if json_output:
         emit_json({"out": str(out), "decision": result.decision, "stages": result.stages,
-                   "evidence": str(result.evidence), "files": files})
+                   "evidence": str(result.evidence), "files": files, **result.figures})
         return
+    _print_arms(result.figures)
     _print_verdict(result.decision, files)
 
 
@@ -80,6 +86,22 @@ class StageLines:
         eta = elapsed / done * (total - done) if done else 0.0
         err_console.print(f"  {stage}: {done}/{total}, ETA {eta:.0f} s ", highlight=False,
                           markup=False, end="\r" if done < total else "\n")
+
+
+def _figure(fig: dict[str, Any] | None) -> str:
+    if not fig or fig.get("value") is None:
+        return "-"
+    return f"{fig['value']:.2f} [{fig['low']:.2f}, {fig['high']:.2f}] n={fig['n']}"
+
+
+def _print_arms(figures: dict[str, Any]) -> None:
+    """Accuracy per arm: all counted questions, unseen phrasings, unseen facts."""
+    if figures.get("training"):
+        console.print(f"fine-tuned arms: {figures['training']}", markup=False, highlight=False)
+    for arm, f in (figures.get("arms") or {}).items():
+        console.print(f"  {arm}: accuracy {_figure(f.get('accuracy'))}; unseen phrasings "
+                      f"{_figure(f.get('accuracy_unseen_phrasing'))}; unseen facts "
+                      f"{_figure(f.get('accuracy_unseen_fact'))}", markup=False, highlight=False)
 
 
 def _print_verdict(decision: dict[str, Any] | None, files: dict[str, str]) -> None:

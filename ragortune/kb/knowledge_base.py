@@ -109,11 +109,8 @@ class FolderCatalog:
         self.save_manifest(manifest)
         if final:
             # readers already see the new rows (exact scan); past the size threshold the ANN
-            # index is built as one more version, and readers move to it when it is named
-            indexed = writer.build_index()
-            if indexed is not None:
-                manifest = Manifest(indexed, manifest.synced_at, manifest.documents)
-                self.save_manifest(manifest)
+            # index is then built for this version, and readers take it up once it is written
+            writer.build_index()
             writer.cleanup()
         return manifest
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from ragortune.report.model import Measure, SensitivityRow
+from ragortune.report.model import Measure, PairedTest, SensitivityRow
 
 NOT_MEASURED = "not measured"
+SUBSET_NOTE = ("Unseen phrasings: questions about facts the adapter trained on, in a wording it "
+               "never saw; unseen facts: facts it never trained on. Arms that trained on nothing "
+               "(base, rag) are scored on the same questions, as the fine-tuned arm sorted them.")
 
 
 def money(value: float | None) -> str:
@@ -57,3 +60,19 @@ def pivot(rows: list[SensitivityRow]) -> tuple[list[str], list[tuple[str, list[S
     for r in rows:
         drivers.setdefault(r.driver, {})[r.change] = r
     return changes, [(d, [cells.get(c) for c in changes]) for d, cells in drivers.items()]
+
+
+def difference(t: PairedTest) -> str:
+    """'a - b' accuracy difference with its interval: '-0.23 [-0.47, 0.00]'."""
+    if t.diff is None:
+        return NOT_MEASURED
+    text = f"{t.diff:+.2f}"
+    if t.low is not None and t.high is not None:
+        text += f" [{t.low:+.2f}, {t.high:+.2f}]"
+    return text
+
+
+def p_value(p: float | None) -> str:
+    if p is None:
+        return NOT_MEASURED
+    return "<0.001" if p < 0.001 else f"{p:.3f}"

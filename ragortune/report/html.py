@@ -106,14 +106,18 @@ footer { margin-top: 40px; color: var(--muted); font-size: 0.85em; }
 
 <section id="arms">
 <h2>The arms, measured</h2>
+{% if m.training_protocol %}<p>Fine-tuned arms: {{ m.training_protocol }}.</p>{% endif %}
 {% if m.arms %}
 <div class="wrap"><table>
-<tr><th>arm</th><th class="r">accuracy (unseen) [95%]</th><th class="r">accuracy (seen)</th>
+<tr><th>arm</th><th class="r">accuracy (unseen) [95%]</th><th class="r">unseen phrasings of trained facts</th>
+<th class="r">unseen facts</th><th class="r">accuracy (seen)</th>
 <th class="r">abstention precision / recall</th><th class="r">stale after update</th>
 <th class="r">new facts right</th><th class="r">latency p50 / p95</th>
 <th class="r">tokens/query (prompt + completion)</th><th class="r">cost per correct answer</th></tr>
 {% for a in m.arms %}<tr><th>{{ a.name }}</th>
 <td class="r">{{ fmt.measure(a.accuracy) }}</td>
+<td class="r">{{ fmt.measure(a.accuracy_unseen_phrasing) }}</td>
+<td class="r">{{ fmt.measure(a.accuracy_unseen_fact) }}</td>
 <td class="r">{{ fmt.measure(a.accuracy_seen) }}</td>
 <td class="r">{{ fmt.measure(a.abstention_precision) }} / {{ fmt.measure(a.abstention_recall) }}</td>
 <td class="r">{{ fmt.measure(a.stale_rate) }}</td>
@@ -126,7 +130,15 @@ footer { margin-top: 40px; color: var(--muted); font-size: 0.85em; }
 recorded n where the evidence gave none){% endif %}. Overlapping intervals mean the difference is not shown at this n.
 Cost per correct answer = the option's total cost over the horizon / (queries over the horizon &times; accuracy),
 at the scenario's prices and volume (rag &rarr; RAG, ft &rarr; fine-tuned API, hybrid &rarr; hybrid).</p>
+{% if subsets %}<p class="note">{{ fmt.SUBSET_NOTE }}</p>{% endif %}
 {% if acc_svg %}{{ acc_svg }}{% endif %}
+{% if m.paired_tests %}<h3>Paired tests</h3>
+<p class="note">Exact McNemar on the questions both arms were scored on, Holm-adjusted over the pairs of each group.</p>
+<div class="wrap"><table><tr><th>questions</th><th>pair</th><th class="r">n</th><th class="r">difference [95%]</th><th class="r">p (Holm)</th><th>verdict</th></tr>
+{% for t in m.paired_tests %}<tr><td>{{ t.subset }}</td><td>{{ t.a }} vs {{ t.b }}</td><td class="r">{{ fmt.number(t.n) }}</td>
+<td class="r">{{ fmt.difference(t) }}</td><td class="r">{{ fmt.p_value(t.p_holm) }}</td>
+<td>{% if t.significant %}<strong>{{ t.verdict }}</strong>{% else %}{{ t.verdict }}{% endif %}</td></tr>
+{% endfor %}</table></div>{% endif %}
 {% else %}<p class="missing">Answers not measured: evidence.json has no arms.</p>{% endif %}
 </section>
 
@@ -218,4 +230,5 @@ def render_html(model: ReportModel) -> str:
         acc_svg=Markup(accuracy_chart(model.arms)) if any(
             a.accuracy.value is not None for a in model.arms) else None,
         cost_svg=Markup(cost_chart(model.cost, pick)) if model.cost else None,
-        disagree_arms=arms_in_table)
+        disagree_arms=arms_in_table,
+        subsets=any(a.accuracy_unseen_phrasing.value is not None for a in model.arms))

@@ -85,9 +85,11 @@ def _verdict(model: ReportModel) -> list[str]:
 
 
 def _arms(model: ReportModel) -> list[str]:
-    """Per-arm figures with their intervals."""
+    """Per-arm figures with their intervals, then the paired tests."""
     out: list[str] = []
     out += ["## The arms, measured", ""]
+    if model.training_protocol:
+        out += [f"Fine-tuned arms: {md(model.training_protocol)}.", ""]
     if model.arms:
         rows = []
         for a in model.arms:
@@ -97,17 +99,28 @@ def _arms(model: ReportModel) -> list[str]:
                       f"{fmt.number(a.prompt_tokens)} + {fmt.number(a.completion_tokens)}")
             per_correct = (fmt.money(a.cost_per_correct) if a.cost_per_correct is not None
                            else "no cost option" if a.name == "base" else fmt.NOT_MEASURED)
-            rows.append([md(a.name), md(fmt.measure(a.accuracy)), md(fmt.measure(a.accuracy_seen)),
+            rows.append([md(a.name), md(fmt.measure(a.accuracy)),
+                         md(fmt.measure(a.accuracy_unseen_phrasing)),
+                         md(fmt.measure(a.accuracy_unseen_fact)), md(fmt.measure(a.accuracy_seen)),
                          md(f"{fmt.measure(a.abstention_precision)} / "
                             f"{fmt.measure(a.abstention_recall)}"),
                          md(fmt.measure(a.stale_rate)), md(fmt.measure(a.new_fact_accuracy)),
                          latency, tokens, md(per_correct)])
-        out += _table(["arm", "accuracy (unseen) \\[95%\\]", "accuracy (seen)",
-                       "abstention precision / recall", "stale after update", "new facts right",
-                       "latency p50 / p95", "tokens/query", "cost per correct answer"], rows)
+        out += _table(["arm", "accuracy (unseen) \\[95%\\]", "unseen phrasings of trained facts",
+                       "unseen facts", "accuracy (seen)", "abstention precision / recall",
+                       "stale after update", "new facts right", "latency p50 / p95",
+                       "tokens/query", "cost per correct answer"], rows)
+        if any(a.accuracy_unseen_phrasing.value is not None for a in model.arms):
+            out += [fmt.SUBSET_NOTE, ""]
     else:
         out += ["Answers not measured.", ""]
-
+    if model.paired_tests:
+        out += ["Paired tests (exact McNemar on the same questions, Holm-adjusted):", ""]
+        out += _table(["questions", "pair", "n", "difference \\[95%\\]", "p (Holm)", "verdict"],
+                      [[md(t.subset), md(f"{t.a} vs {t.b}"), fmt.number(t.n),
+                        md(fmt.difference(t)), fmt.p_value(t.p_holm),
+                        ("**" + md(t.verdict) + "**") if t.significant else md(t.verdict)]
+                       for t in model.paired_tests])
     return out
 
 

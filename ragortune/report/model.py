@@ -20,7 +20,8 @@ what is absent becomes None (shown as "not measured"), never an exception. Read:
   questions.jsonl the questions asked (_id, text, answers): the gold answers when answers.csv
                   does not carry them
   run.json        scenario, settings, models, data hashes, package versions, stages
-                  {name: ran|cached|skipped}, questions_synthesised
+                  {name: ran|cached|skipped}, questions_synthesised, training.protocol,
+                  by_exposure.{unseen_phrasing,unseen_fact}.comparisons (paired tests per kind)
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ class ArmRow:
     questions: int | None
     model: str | None
     cost_per_correct: float | None  # USD at the scenario's prices and volume
+    # knowledge injection: unseen phrasings of trained facts, and facts never trained on (for
+    # arms that trained on nothing: the same questions, as the fine-tuned arm sorted them)
+    accuracy_unseen_phrasing: Measure = Measure(None)
+    accuracy_unseen_fact: Measure = Measure(None)
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,22 @@ class Disagreement:
 
 
 @dataclass(frozen=True)
+class PairedTest:
+    """One pair of arms compared on the same questions (evidence `comparisons`)."""
+
+    subset: str  # "all counted", "unseen phrasings", "unseen facts"
+    a: str
+    b: str
+    n: int | None
+    diff: float | None
+    low: float | None
+    high: float | None
+    p_holm: float | None
+    significant: bool
+    verdict: str
+
+
+@dataclass(frozen=True)
 class ReportModel:
     folder: str
     present: dict[str, bool]
@@ -170,6 +191,8 @@ class ReportModel:
     questions_asked: int
     synthesised: bool | None
     run: dict[str, dict[str, str]] = field(default_factory=dict)  # section -> key -> value
+    training_protocol: str | None = None  # what the adapter trained on, in one sentence
+    paired_tests: list[PairedTest] = field(default_factory=list)
 
 
 def load_report(folder: Path | str) -> ReportModel:
@@ -201,7 +224,10 @@ def load_report(folder: Path | str) -> ReportModel:
         synthesised=run.get("questions_synthesised",
                             (run.get("questions") or {}).get("synthesised")
                             if isinstance(run.get("questions"), dict) else None),
-        run=_run_facts(run, evidence, cost))
+        run=_run_facts(run, evidence, cost),
+        training_protocol=(run.get("training") or {}).get("protocol")
+        if isinstance(run.get("training"), dict) else None,
+        paired_tests=_paired_tests(evidence, run))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -305,7 +331,34 @@ def _arms(evidence: dict[str, Any], cost: dict[str, Any], queries: float | None)
             completion_tokens=_num(_value(tok.get("completion"))),
             embedding_tokens=_num(_value(tok.get("embedding"))),
             questions=int(a["questions"]) if _num(a.get("questions")) else None,
-            model=str(model) if model else None, cost_per_correct=per_correct))
+            model=str(model) if model else None, cost_per_correct=per_correct,
+            accuracy_unseen_phrasing=_measure(a.get("accuracy_unseen_phrasing")),
+            accuracy_unseen_fact=_measure(a.get("accuracy_unseen_fact"))))
+    return out
+
+
+SUBSETS = {"unseen_phrasing": "unseen phrasings", "unseen_fact": "unseen facts"}
+
+
+def _paired_tests(evidence: dict[str, Any], run: dict[str, Any]) -> list[PairedTest]:
+    """The run's pairwise tests: on every question that counts for both arms (evidence
+    `comparisons`, compare's run first), then on each kind of unseen question apart (run.json
+    `by_exposure`, written by compare when a fine-tuned arm ran)."""
+    runs = evidence.get("comparisons") or {}
+    name = "compare" if "compare" in runs else next(iter(runs), None)
+    groups = [("all counted", runs.get(name) or [])] if name else []
+    exposure = run.get("by_exposure") if isinstance(run.get("by_exposure"), dict) else {}
+    groups += [(label, (exposure.get(key) or {}).get("comparisons") or [])
+               for key, label in SUBSETS.items()]
+    out = []
+    for subset, tests in groups:
+        for t in tests:
+            if isinstance(t, dict):
+                out.append(PairedTest(subset, str(t.get("a")), str(t.get("b")),
+                                      int(t["n"]) if _num(t.get("n")) else None,
+                                      _num(t.get("diff")), _num(t.get("low")),
+                                      _num(t.get("high")), _num(t.get("p_holm")),
+                                      bool(t.get("significant")), str(t.get("verdict") or "")))
     return out
 
 

@@ -5,17 +5,14 @@ manifest names, so an ingest in progress (or one killed half-way) is never seen.
 Dense search is an exact numpy scan over the pinned version's vectors, loaded once:
 at KB sizes this tool targets it beats Lance's flat path by an order of magnitude.
 Past `ann_min_rows()` chunks (measured crossover, see docs/scale.md) a sync ends by building
-a LanceDB IVF_HNSW_SQ index in a version of its own, and readers pinned at that version take
-candidates from it, refined and scored exactly; readers pinned earlier keep the exact scan.
-Later syncs fold new rows into the index (`optimize`) until the table doubles, then rebuild.
+a faiss index beside the table (store/ann.py); readers take candidates from it and score them
+exactly, scanning rows written since the build; a tenth of the rows changed means a rebuild.
 BM25 is a bm25s index saved per version under `bm25/` (see store/bm25.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -26,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ragortune.io import write_json_atomic
-from ragortune.store import COLUMNS, SEARCH_TEXT, StoredChunk
+from ragortune.store import COLUMNS, SEARCH_TEXT, StoredChunk, ann
 from ragortune.store.bm25 import TextIndex
 
 os.environ.setdefault("LANCE_LOG", "error")
@@ -40,18 +36,7 @@ BM25_FOLDER = "bm25"
 KEEP_OLD_SECONDS = 3600
 ANN_MIN_ROWS = 200_000  # below, the exact scan is exact and fast enough (docs/scale.md)
 ANN_ENV = "RAGORTUNE_ANN_MIN_ROWS"
-ANN_PARTITION_ROWS = 20_000  # IVF partition size; HNSW inside each partition
-ANN_M = 16  # HNSW links per node
-ANN_EF_CONSTRUCTION = 150  # half LanceDB's default: twice as fast a build, refine keeps recall
-# Searched partitions: a quarter of them, at least 8. With the HNSW candidate list `ANN_EF`, this
-# gave recall@10 0.953 at 1M chunks (50 partitions) on the half of the SciFact queries it was
-# chosen on, against 0.81 with a fixed 4 (docs/scale.md, bench/store.py).
-ANN_NPROBES_SHARE = 0.25
-ANN_NPROBES_MIN = 8
-ANN_EF = 100  # at least k x ANN_REFINE: HNSW needs ef >= the candidates asked for
-ANN_REFINE = 4  # candidates re-ranked by exact distance: k x 4 read back from disk
-ANN_INDEX = "vector_idx"
-ANN_RECORD = "ann.json"  # rows when the index was last built
+ANN_FOLDER = "ann"
 
 
 def ann_min_rows() -> int:
@@ -84,8 +69,7 @@ class LanceStore:
             self.table.checkout(read_version)
         self._snapshot: tuple[dict[str, list], np.ndarray, dict[str, int]] | None = None
         self._text_index: TextIndex | None = None
-        self._indexed: bool | None = None
-        self._probes: int | None = None
+        self._ann: ann.AnnIndex | None = None
 
     # -- writing -----------------------------------------------------------------------
     def version(self) -> int:
@@ -133,48 +117,35 @@ class LanceStore:
         self._build_text_index().save(self._text_index_folder(version))
         return version
 
-    def build_index(self) -> int | None:
-        """Past `ann_min_rows()`, build the ANN index (rebuild once the table has doubled since
-        the last build) as a new version of the same rows, and return that version, its BM25
-        index linked rather than rebuilt; None when there is nothing to do. Called after the
-        data version is committed, so readers never wait for the build."""
+    def build_index(self) -> None:
+        """Past `ann_min_rows()`, (re)build the ANN index over the committed version once a
+        tenth of its rows are new or gone since the last build (store/ann.py). Called after the
+        data version is committed: readers meanwhile scan exactly, then move to the index."""
         rows = self.table.count_rows()
-        built = self.folder / ANN_RECORD
-        if rows < ann_min_rows() or (
-                self._has_index() and rows < 2 * _read_rows(built, default=rows)):
-            return None  # small, or `optimize` has folded the new rows into the index
-        before = self.version()
-        from lancedb.index import IvfHnswSq
-
-        self.table.create_index("vector", replace=True, name=ANN_INDEX, config=IvfHnswSq(
-            distance_type="cosine", num_partitions=max(1, rows // ANN_PARTITION_ROWS),
-            m=ANN_M, ef_construction=ANN_EF_CONSTRUCTION))
-        self._indexed = True
-        write_json_atomic(built, {"rows": rows, "version": self.version()})
+        if rows < ann_min_rows():
+            return
         version = self.version()
-        text = self._text_index_folder(before)
-        if text.exists():
-            shutil.copytree(text, self._text_index_folder(version), copy_function=os.link)
-        return version
+        data = self.table.to_arrow()
+        chunk_ids = data.column("chunk_id").to_pylist()
+        if ann.stale_share(self.folder / ANN_FOLDER, version, chunk_ids) > ann.REBUILD_SHARE:
+            ann.build(self.folder / ANN_FOLDER, version,
+                      _matrix(data.column("vector"), self.dimension), chunk_ids)
 
-    def _has_index(self) -> bool:
-        if self._indexed is None:
-            self._indexed = any(index.name == ANN_INDEX for index in self.table.list_indices())
-        return self._indexed
+    def _index(self) -> ann.AnnIndex | None:
+        """The ANN index for this version once the KB is past the threshold and one is built
+        (looked for again on each search until then: a sync builds it after committing)."""
+        if self._ann is None:
+            columns, vectors, _ = self._load()
+            if len(vectors) >= ann_min_rows():
+                self._ann = ann.AnnIndex.load(self.folder / ANN_FOLDER,
+                                              self.read_version or self.version(),
+                                              columns["chunk_id"])
+        return self._ann
 
     @property
     def uses_index(self) -> bool:
         """Whether dense search takes its candidates from the ANN index (else an exact scan)."""
-        return self._has_index() and len(self._load()[1]) >= ann_min_rows()
-
-    def _nprobes(self) -> int:
-        """A share of the partitions the index was built with (they grow with the KB)."""
-        if self._probes is None:
-            rows = _read_rows(self.folder / ANN_RECORD, default=self.table.count_rows())
-            partitions = max(1, rows // ANN_PARTITION_ROWS)
-            self._probes = min(partitions, max(ANN_NPROBES_MIN,
-                                               math.ceil(ANN_NPROBES_SHARE * partitions)))
-        return self._probes
+        return self._index() is not None
 
     def cleanup(self) -> None:
         """Drop versions older than an hour; called only after the manifest moved on."""
@@ -183,6 +154,7 @@ class LanceStore:
         for folder in folders[:-1]:
             if time.time() - folder.stat().st_mtime > KEEP_OLD_SECONDS:
                 shutil.rmtree(folder, ignore_errors=True)
+        ann.cleanup(self.folder / ANN_FOLDER, KEEP_OLD_SECONDS)
 
     # -- reading -----------------------------------------------------------------------
     def _load(self) -> tuple[dict[str, list], np.ndarray, dict[str, int]]:
@@ -202,19 +174,16 @@ class LanceStore:
                             score=float(score)) for i, score in zip(indices, scores)]
 
     def dense_search(self, vector: np.ndarray, k: int) -> list[StoredChunk]:
-        _, vectors, ids = self._load()
+        _, vectors, _ = self._load()
         if len(vectors) == 0 or k <= 0:
             return []
         query = np.asarray(vector, dtype=np.float32)
-        if self.uses_index:
-            found = (self.table.search(query, vector_column_name="vector")
-                     .distance_type("cosine").nprobes(self._nprobes()).ef(max(ANN_EF, k * ANN_REFINE))
-                     .refine_factor(ANN_REFINE)
-                     .limit(k).select(["chunk_id"]).to_arrow().column("chunk_id").to_pylist())
-            top = np.array([ids[cid] for cid in found], dtype=np.int64)
+        index = self._index()
+        if index is not None:
+            top = index.candidates(query, k)
             scores = vectors[top] @ query  # the exact cosine, as the gate expects
-            order = np.lexsort((top, -scores))
-            return self._rows(top[order], scores[order])
+            best = np.lexsort((top, -scores))[:k]
+            return self._rows(top[best], scores[best])
         scores = vectors @ query
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
@@ -248,13 +217,6 @@ class LanceStore:
         _, vectors, ids = self._load()
         rows = [ids[cid] for cid in chunk_ids]
         return vectors[rows] @ np.asarray(vector, dtype=np.float32)
-
-
-def _read_rows(file: Path, default: int) -> int:
-    try:
-        return int(json.loads(file.read_text())["rows"])
-    except (OSError, ValueError, KeyError):
-        return default
 
 
 def _version_of(folder: Path) -> int:

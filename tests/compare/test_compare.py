@@ -28,6 +28,35 @@ QUESTIONS = [
 ]
 
 
+# one short epoch on two layers: these tests check what is trained and asked, not how well
+TINY_RECIPE = {"epochs": 1, "batch_size": 2, "lr": 1e-3, "lora_r": 4, "top_layers": 2,
+               "target_modules": ["q_proj", "v_proj"]}
+MORE_DOCS = {
+    "fleet.md": "# Fleet\n\nThe depot in Tarvale holds 212 trucks.\n",
+    "phones.md": "# Phones\n\nThe support line number is 0800 431 772.\n",
+    "founding.md": "# History\n\nThe company was founded in 1987 in Osterby.\n",
+}
+MORE_QUESTIONS = [
+    {"_id": "trucks", "text": "How many trucks does the Tarvale depot hold?", "answers": ["212"]},
+    {"_id": "phone", "text": "What is the support line's phone number?",
+     "answers": ["0800 431 772"]},
+    {"_id": "founded", "text": "In which year was the company founded?", "answers": ["1987"]},
+]
+PARAPHRASES = {
+    "price": ["What is the monthly Pro price for one vehicle?",
+              "Per vehicle and month, what does Pro cost?"],
+    "pto": ["How much paid leave is there each year?",
+            "What is the yearly paid time off allowance?"],
+    "trucks": ["What is the truck capacity of the depot at Tarvale?",
+               "The Tarvale depot can hold how many trucks?"],
+    "phone": ["Which number do I call for support?", "How do I reach support by phone?"],
+    "founded": ["When was the company started?", "What is the founding year of the firm?"],
+    "none": ["Which engineer drew the lunar lander?", "Who was the lunar module's designer?"],
+    "none2": ["At what temperature does liquid nitrogen boil?",
+              "Liquid nitrogen boils at what temperature?"],
+}
+
+
 def _write(folder: Path, files: dict[str, str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
@@ -96,9 +125,7 @@ def test_fine_tuned_arm_is_scored_only_on_wordings_it_never_trained_on(setup, tm
                                        # punctuation, so the question counts as seen
                                        QUESTIONS[1]["text"].upper().rstrip("?")]}])
     cfg = replace(setup, arms=("ft",), docs_v2=None, questions_v2=None, scenario=None,
-                  paraphrases=paraphrases,
-                  train={"epochs": 1, "batch_size": 2, "lr": 1e-3, "lora_r": 4,
-                         "top_layers": 2, "target_modules": ["q_proj", "v_proj"]})
+                  paraphrases=paraphrases, held_out_facts=0.0, train=TINY_RECIPE)
     result = run_compare(cfg)
     figures = json.loads(result.evidence.read_text())["arms"]["ft"]
     assert figures["seen_questions"] == 1
@@ -120,3 +147,51 @@ def test_a_beir_folder_indexes_its_corpus_and_adds_retrieval_metrics(setup, tmp_
     assert result.run["index_v1"]["documents"]["added"] == 3  # the corpus, not queries or qrels
     retrieval = json.loads(result.evidence.read_text())["retrieval"]
     assert retrieval["ndcg@10"]["n"] == 2 and 0 < retrieval["ndcg@10"]["value"] <= 1
+
+
+def test_with_paraphrases_some_facts_are_never_trained_and_no_trained_wording_is_asked(
+        setup, tmp_path):
+    docs = _write(tmp_path / "v1", {**DOCS, **MORE_DOCS})
+    questions = _jsonl(tmp_path / "q.jsonl", QUESTIONS + MORE_QUESTIONS)
+    paraphrases = _jsonl(tmp_path / "para.jsonl", [{"_id": k, "paraphrases": v}
+                                                   for k, v in PARAPHRASES.items()])
+    cfg = replace(setup, docs=docs, questions=questions, arms=("base", "ft"), docs_v2=None,
+                  questions_v2=None, scenario=None, paraphrases=paraphrases,
+                  held_out_facts=0.4, train=TINY_RECIPE)
+    result = run_compare(cfg)
+
+    training = result.run["training"]
+    assert (training["facts"], training["trained_facts"], training["held_out_facts"]) == (7, 4, 3)
+    assert "3 facts never trained on" in training["protocol"]
+    build = json.loads(next((cfg.out / "stages").glob("adapter-*/data/ragortune_build.json"))
+                       .read_text())["trained"]
+    held, trained = set(build["held_out_fact_ids"]), set(build["fact_ids"])
+    assert len(held) == 3 and not held & trained
+    taught = {json.loads(line)["messages"][-2]["content"] for line in
+              next((cfg.out / "stages").glob("adapter-*/data/train.jsonl")).open()}
+    asked = {q["text"] for q in QUESTIONS + MORE_QUESTIONS}
+    assert not taught & asked  # the questions' own wording is never trained on
+    assert taught == {p for fact in trained for p in PARAPHRASES[fact]}  # held-out facts: none
+
+    evidence = json.loads(result.evidence.read_text())
+    ft, base = evidence["arms"]["ft"], evidence["arms"]["base"]
+    answerable = {q["_id"] for q in QUESTIONS + MORE_QUESTIONS if q["answers"]}
+    assert ft["seen_questions"] == 0 and ft["accuracy_seen"] is None
+    assert ft["accuracy_unseen_phrasing"]["n"] == len(answerable & trained)
+    assert ft["accuracy_unseen_fact"]["n"] == len(answerable & held)
+    assert ft["accuracy"]["n"] == len(answerable)
+    for fig in (ft["accuracy_unseen_phrasing"], ft["accuracy_unseen_fact"]):
+        assert fig["low"] <= fig["value"] <= fig["high"]
+    # base trained on nothing: scored on the same two groups of questions, for comparison
+    assert base["accuracy_unseen_phrasing"]["n"] == len(answerable & trained)
+    assert base["accuracy_unseen_fact"]["subset_of"] == "ft"
+    by_kind = result.figures["comparisons"]
+    assert by_kind["unseen_phrasing"][0]["n"] == len(answerable & trained)
+    assert result.figures["arms"]["ft"]["accuracy_unseen_fact"]["n"] == len(answerable & held)
+
+    report = (cfg.out / "report.md").read_text()
+    assert "unseen facts" in report and "3 facts never trained on" in report
+    ft_row = next(line for line in report.splitlines() if line.startswith("| ft |"))
+    assert f"n={len(answerable & held)} held-out" in ft_row
+    assert "unseen phrasings" in (cfg.out / "report.html").read_text()
+    shutil.rmtree(cfg.out)

@@ -1,6 +1,6 @@
 """The embedded store's ANN index: built past a size threshold (set small here through
-RAGORTUNE_ANN_MIN_ROWS), in a version of its own after the data commit, and agreeing with the
-exact scan it replaces."""
+RAGORTUNE_ANN_MIN_ROWS) after the data commit, agreeing with the exact scan it replaces, and
+serving rows written or deleted since its build."""
 
 from __future__ import annotations
 
@@ -55,11 +55,33 @@ def test_past_the_threshold_dense_search_uses_the_index_and_agrees_with_the_exac
         truth = exact.dense_search(kb.embed_query(query), 5)
         assert [h.chunk_id for h in hits] == [c.chunk_id for c in truth]
         assert [h.similarity for h in hits] == pytest.approx([c.score for c in truth], abs=1e-6)
-    # the data was committed first: that version is searched exactly, with the same chunks
-    before = LanceStore(Path(kb.path) / "store", kb.settings.dimension,
-                        read_version=kb.manifest.version - 1)
-    assert not before.uses_index
-    assert {c.chunk_id for c in before.all_chunks()} == {c.chunk_id for c in reader.all_chunks()}
+    assert len(list((Path(kb.path) / "store" / "ann").glob("*.faiss"))) == 1
+
+
+def test_rows_added_or_deleted_after_the_build_are_found_or_gone_without_a_rebuild(
+        embedder, tmp_path, small_threshold, monkeypatch):
+    """A small sync does not rebuild (under a tenth of the rows changed): the new chunks are
+    scanned exactly beside the index and the deleted ones never come back."""
+    kb = open_kb(tmp_path / "kb", embedder=embedder, create=True, chunk_size=48, chunk_overlap=8)
+    notes = write_notes(tmp_path / "notes", 0, 60)
+    sync(kb, [notes])
+    gone = {c.chunk_id for c in kb.reader().all_chunks() if c.source.endswith("note-003.md")}
+    (notes / "note-003.md").unlink()
+    (notes / "extra.md").write_text("# Lighthouse\n\nThe lighthouse keeper logs the fog horn "
+                                    "tests every Tuesday at dawn.")
+    sync(kb, [notes])
+    assert len(list((Path(kb.path) / "store" / "ann").glob("*.faiss"))) == 1  # not rebuilt
+    reader = kb.reader()
+    assert reader.uses_index
+    hits = search(kb, "when does the keeper test the fog horn", k=3, mode="dense")
+    assert hits[0].source.endswith("extra.md")
+    for query in ("item 5 of note 3", "note 3 shelf 26", *QUERIES):
+        found = search(kb, query, k=10, mode="dense")
+        assert not gone & {h.chunk_id for h in found}
+        truth = exact_store(kb, monkeypatch, kb.manifest.version).dense_search(
+            kb.embed_query(query), 10)
+        assert [h.chunk_id for h in found] == [c.chunk_id for c in truth]
+        monkeypatch.setenv(ANN_ENV, "100")
 
 
 def test_a_later_sync_is_found_through_the_index_and_a_hybrid_search_still_works(
