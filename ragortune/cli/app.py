@@ -102,14 +102,19 @@ def progress_bar(json_output: bool) -> Iterator[Progress | None]:
 
 def sync_progress(progress: Progress, task: TaskID, label: str) -> Callable[[Any], None]:
     """A `sync` progress callback (kb.sync.SyncProgress) driving `task`: each stage (reading,
-    chunking, embedding) restarts the bar, so the ETA is that of the stage under way."""
+    chunking, embedding; with --ray, "on Ray" in files) restarts the bar, so the ETA is that
+    of the stage under way."""
     stage = {"name": ""}
 
     def update(p: Any) -> None:
         unit = {"reading": "files", "chunking": "documents"}.get(p.stage)
-        detail = (f"{p.done:,}/{p.total:,} {unit}" if unit else
-                  f"{p.chunks_embedded:,}/{p.chunks_to_embed:,} chunks, "
-                  f"{p.done:,}/{p.total:,} tokens")
+        if unit:
+            detail = f"{p.done:,}/{p.total:,} {unit}"
+        elif p.stage == "embedding":
+            detail = (f"{p.chunks_embedded:,}/{p.chunks_to_embed:,} chunks, "
+                      f"{p.done:,}/{p.total:,} tokens")
+        else:  # Ray loads, chunks and embeds at once: files done, chunks so far (no total)
+            detail = f"{p.done:,}/{p.total:,} files, {p.chunks_embedded:,} chunks embedded"
         if p.stage != stage["name"]:
             stage["name"] = p.stage
             progress.reset(task, total=p.total, description=f"{label} {p.stage}",
@@ -163,8 +168,8 @@ def _build_table(columns: Sequence[str], keep: list[str], body: list[list[Text]]
     for i in index:
         name = columns[i]
         cells = [row[i].plain for row in body if i < len(row)]
-        if name in numeric:
-            width = max([len(c) for c in cells] + [_longest_word(name)])
+        if name in numeric:  # no_wrap holds for the header too: it must fit whole
+            width = max([len(c) for c in cells] + [len(name)])
             out.add_column(name, justify="right", no_wrap=True, overflow="fold", min_width=width)
         else:
             width = max([_longest_word(c) for c in cells] + [_longest_word(name)])

@@ -270,7 +270,8 @@ def decide_command(
     _mc_table(data)
     console.print("Reasons, what decides first (decisive = removing it changes the answer):")
     for r in data["reasons"]:
-        side = "for" if r["supports"] else "against"
+        # 0 points (an accuracy gap within the noise, "treated as a tie") weighs on neither side
+        side = "for" if r["supports"] else "neither" if r["favors"] == "neither" else "against"
         tag = "decisive, " if r["decisive"] else ""
         extra = f" [{r['threshold']}]" if r["threshold"] else ""
         console.print(f"  {r['rank']}. ({tag}{side}, {r['points']:+.1f}) {r['text']}{extra}",

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from ragortune.cli.app import (
     JSON_OPTION,
@@ -19,6 +18,7 @@ from ragortune.cli.app import (
     emit_json,
     eval_app,
     progress_bar,
+    table,
 )
 
 ARMS_OPTION = typer.Option("base,rag", "--arms", help="Comma-separated: base, rag, ft, hybrid "
@@ -88,17 +88,17 @@ def _arm_table(title: str, summary: dict[str, dict[str, Any]], extra: dict[str, 
     def fmt(x: Any, digits: int = 3) -> str:
         return "-" if x is None else f"{x:.{digits}f}"
 
-    table = Table(title=title)
-    for column in ("arm", "accuracy", "EM", "F1", "abstain P/R", "cites ok", "p50 ms",
-                   "p95 ms", "prompt tok", "compl tok"):
-        table.add_column(column, justify="left" if column == "arm" else "right")
+    columns = ("arm", "accuracy", "EM", "F1", "abstain P/R", "cites ok", "p50 ms", "p95 ms",
+               "prompt tok", "compl tok")
+    rows = []
     for arm, s in summary.items():
         ab, lat, tok = s["abstention"], s["latency_ms"], s["tokens_per_query"]
-        table.add_row(arm, fmt(s["accuracy"]), fmt(s["exact_match"]), fmt(s["f1"]),
-                      f"{fmt(ab['precision'], 2)}/{fmt(ab['recall'], 2)}",
-                      fmt(s["citation_support_rate"]), fmt(lat["p50"], 0), fmt(lat["p95"], 0),
-                      fmt(tok["prompt"], 0), fmt(tok["completion"], 0))
-    console.print(table)
+        rows.append((arm, fmt(s["accuracy"]), fmt(s["exact_match"]), fmt(s["f1"]),
+                     f"{fmt(ab['precision'], 2)}/{fmt(ab['recall'], 2)}",
+                     fmt(s["citation_support_rate"]), fmt(lat["p50"], 0), fmt(lat["p95"], 0),
+                     fmt(tok["prompt"], 0), fmt(tok["completion"], 0)))
+    console.print(table(columns, rows, numeric=columns[1:], title=title,
+                        optional=("EM", "p95 ms", "prompt tok", "compl tok")))
 
 
 
@@ -374,16 +374,18 @@ def _ci(fig: dict[str, Any] | None) -> str:
 
 def _figure_table(figures: dict[str, dict[str, Any]]) -> None:
     """Accuracy on what each arm never trained on, beside what it did, with 95% intervals."""
-    table = Table(title="accuracy with 95% intervals (fine-tuned arms: unseen questions only)")
-    for column in ("arm", "accuracy", "seen (not counted)", "unseen phrasing", "unseen fact",
-                   "abstention recall"):
-        table.add_column(column, justify="left" if column == "arm" else "right")
+    rows = []
     for arm, f in figures.items():
         ab = f.get("abstention") or {}
-        table.add_row(arm, _ci(f["accuracy"]), _ci(f["accuracy_seen"]),
-                      _ci(f["accuracy_unseen_phrasing"]), _ci(f["accuracy_unseen_fact"]),
-                      _ci(ab.get("recall")) + (" (cv)" if "k" in ab else ""))
-    console.print(table)
+        rows.append((arm, _ci(f["accuracy"]), _ci(f["accuracy_seen"]),
+                     _ci(f["accuracy_unseen_phrasing"]), _ci(f["accuracy_unseen_fact"]),
+                     _ci(ab.get("recall")) + (" (cv)" if "k" in ab else "")))
+    # The intervals wrap at their spaces ("0.50 [0.30," over "0.70] n=20") rather than be cut.
+    console.print(table(("arm", "accuracy", "seen (not counted)", "unseen phrasing",
+                         "unseen fact", "abstention recall"), rows,
+                        optional=("abstention recall", "seen (not counted)"),
+                        title="accuracy with 95% intervals (fine-tuned arms: unseen questions "
+                              "only)"))
     for arm, f in figures.items():
         if f.get("note"):
             console.print(f"{arm}: {f['note']}", markup=False, highlight=False)
@@ -402,10 +404,7 @@ def _print_update(update: dict[str, Any]) -> None:
         summary = update["summary"][version]
         n = next(iter(summary.values()))["questions"] if summary else 0
         _arm_table(f"{version}: {n} labelled questions", summary)
-    table = Table(title=f"knowledge update: {update['new_facts']} new facts")
-    for column in ("arm", "accuracy v1", "accuracy v2", "new facts", "stale (changed)",
-                   "stale (withdrawn)", "update cost"):
-        table.add_column(column, justify="left" if column in ("arm", "update cost") else "right")
+    rows = []
     for arm, v in update["arms"].items():
         cost = v["update_cost"]
         seconds = cost.get("seconds")
@@ -415,12 +414,16 @@ def _print_update(update: dict[str, Any]) -> None:
             what = "re-index only" if cost["kind"] == "reindex" else "not retrained"
         if cost["estimated"]:
             what += " (est.)"
-        table.add_row(arm, *("-" if v[key] is None else f"{v[key]:.3f}" for key in
-                             ("accuracy_v1", "accuracy_v2")),
-                      _ci(v["new_fact_accuracy"]), _ci(v["stale_rate_changed"]),
-                      _ci(v["stale_rate_withdrawn"]),
-                      f"{what}" + (f", {seconds:.1f} s" if seconds else ""))
-    console.print(table)
+        rows.append((arm, *("-" if v[key] is None else f"{v[key]:.3f}" for key in
+                            ("accuracy_v1", "accuracy_v2")),
+                     _ci(v["new_fact_accuracy"]), _ci(v["stale_rate_changed"]),
+                     _ci(v["stale_rate_withdrawn"]),
+                     f"{what}" + (f", {seconds:.1f} s" if seconds else "")))
+    console.print(table(("arm", "accuracy v1", "accuracy v2", "new facts", "stale (changed)",
+                         "stale (withdrawn)", "update cost"), rows,
+                        numeric=("accuracy v1", "accuracy v2"),
+                        optional=("accuracy v2", "accuracy v1"),  # also in the v1/v2 tables
+                        title=f"knowledge update: {update['new_facts']} new facts"))
     _figure_table(update["figures"])
     _comparison_lines(update["comparisons"])
     console.print(f"re-index (v2 by incremental sync): {idx['documents']['updated']} updated, "

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from ragortune.cli.app import (
@@ -19,6 +18,7 @@ from ragortune.cli.app import (
     labelled,
     print_error,
     show_progress,
+    table,
 )
 from ragortune.embed import redact_url
 
@@ -144,13 +144,11 @@ def validate_command(
             raise SystemExit(1)
         return
     if report.problems:
-        table = Table(title=f"{len(report.errors)} errors, {len(report.warnings)} warnings in {file}")
-        for col in ("line", "severity", "problem", "what to do"):
-            table.add_column(col, overflow="fold")
-        for p in report.problems:
-            color = "red" if p.severity == "error" else "yellow"
-            table.add_row(str(p.line), Text(p.severity, style=color), Text(p.code), Text(p.message))
-        console.print(table)
+        rows = [(str(p.line), Text(p.severity, style="red" if p.severity == "error" else "yellow"),
+                 p.code, p.message) for p in report.problems]
+        console.print(table(("line", "severity", "problem", "what to do"), rows, numeric=("line",),
+                            title=f"{len(report.errors)} errors, {len(report.warnings)} warnings "
+                                  f"in {file}"))
     else:
         console.print(f"[green]no problems[/green] in {report.lines} lines of {file}")
     if report.tokens:

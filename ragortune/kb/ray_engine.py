@@ -5,13 +5,17 @@ manifest, the incremental skip and crash safety are the local path's.
 Stages: file paths (from items) -> `map_batches(LoadAndChunk)` (an actor pool: each actor
 holds the embedder's tokenizer to cut chunks, and skips documents whose hash the manifest
 already has) -> `map_batches(Embed)` (an actor pool of `workers` embedders, one GPU each when
-the cluster has GPUs; chunks whose text the KB already holds are not embedded). Needs the
-`scale` extra (`pip install 'ragortune[scale]'`), and ragortune installed on every node.
+the cluster has GPUs; chunks whose text the KB already holds are not embedded). Blocks of
+BLOCK_BYTES let every embedder work even when one file (a JSONL corpus) holds all the
+documents. The driver reports progress as output arrives: stage RAY_STAGE, files done of
+files total, chunks embedded so far (their total is unknown until every file is chunked).
+Needs the `scale` extra (`pip install 'ragortune[scale]'`), and ragortune installed on every
+node.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,11 @@ from ragortune.documents.loaders import Document, Skipped, load_file
 from ragortune.errors import ConfigError
 
 DOC, CHUNK, SKIPPED = "doc", "chunk", "skipped"
+RAY_STAGE = "on Ray"  # loading, chunking and embedding at once, counted in files
+EMBED_BLOCK = 128  # chunk rows per embedding call
+BLOCK_BYTES = 256 * 1024  # Ray Data block size: about 100-200 SciFact chunk rows
+# stage, files done, files total, chunks embedded: the fields of kb.sync.SyncProgress
+EngineProgress = Callable[[str, int, int, int], None]
 FIELDS = ("kind", "path", "key", "doc_id", "source", "title", "text", "format", "heading",
           "position", "reason")
 
@@ -48,8 +57,8 @@ class RayEngine:
     cpus_per_worker: float = 1.0
 
     def prepare(self, files: Sequence[Path], known_documents: dict[str, str],
-                known_chunks: set[str], embedder: str, chunk_size: int, chunk_overlap: int
-                ) -> Prepared:
+                known_chunks: set[str], embedder: str, chunk_size: int, chunk_overlap: int,
+                on_progress: EngineProgress | None = None) -> Prepared:
         ray = _ray()
         if not ray.is_initialized():
             ray.init(address=None if self.address == "local" else self.address,
@@ -57,19 +66,31 @@ class RayEngine:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # manifest and commits in file order
         context.enable_progress_bars = False
+        # Small blocks, so one big file's chunks reach every embedder (a repartition would be
+        # a task wanting a whole CPU, which fractional actors can leave nowhere: a deadlock).
+        context.target_max_block_size = BLOCK_BYTES
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else None
         paths = ray.data.from_items([{"path": str(file)} for file in files],
                                     override_num_blocks=max(1, min(len(files), 4 * self.workers)))
         rows = paths.map_batches(
-            LoadAndChunk, batch_size=16, concurrency=self.workers, num_cpus=self.cpus_per_worker,
+            LoadAndChunk, batch_size=16, compute=ray.data.ActorPoolStrategy(size=self.workers),
+            num_cpus=self.cpus_per_worker,
             fn_constructor_kwargs={"embedder": embedder, "chunk_size": chunk_size,
                                    "chunk_overlap": chunk_overlap, "known": known_documents})
         embedded = rows.map_batches(
-            Embed, batch_size=128, concurrency=self.workers, num_cpus=self.cpus_per_worker,
-            num_gpus=gpus, fn_constructor_kwargs={"embedder": embedder, "known": known_chunks})
+            Embed, batch_size=EMBED_BLOCK, compute=ray.data.ActorPoolStrategy(size=self.workers),
+            num_cpus=self.cpus_per_worker, num_gpus=gpus, fn_constructor_kwargs={"embedder": embedder, "known": known_chunks})
         prepared = Prepared()
-        for batch in embedded.iter_batches(batch_format="numpy", batch_size=512):
+        paths_seen: set[str] = set()
+        for batch in embedded.iter_batches(batch_format="numpy", batch_size=EMBED_BLOCK):
             _collect(batch, prepared)
+            if on_progress:
+                paths_seen.update(str(path) for path in batch["path"])
+                # in file order, so every file but the last one seen is complete
+                on_progress(RAY_STAGE, max(0, len(paths_seen) - 1), len(files),
+                            len(prepared.vectors))
+        if on_progress:
+            on_progress(RAY_STAGE, len(files), len(files), len(prepared.vectors))
         return prepared
 
 

@@ -107,7 +107,8 @@ def sync(kb: KnowledgeBase, paths: Iterable[str | Path], on_progress: ProgressCa
         if engine is not None:
             prepared = engine.prepare(files, {k: d["hash"] for k, d in documents.items()},
                                       known_hashes, kb.settings.embedder,
-                                      kb.settings.chunk_size, kb.settings.chunk_overlap)
+                                      kb.settings.chunk_size, kb.settings.chunk_overlap,
+                                      on_progress and (lambda *p: on_progress(SyncProgress(*p))))
             loaded = prepared.documents
         failed = list(prepared.skipped)
         for done, file in enumerate(files if engine is None else [], start=1):

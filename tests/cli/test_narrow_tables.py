@@ -102,3 +102,94 @@ def test_the_table_helper_never_cuts_a_cell(width, monkeypatch):
     text = narrow.export_text()
     assert "…" not in text and "$139,520" in text and "2026-04-01" in text
     assert "Hybrid-self" in text  # wrapped at the space, never inside the word
+
+
+def _answers() -> tuple[dict, dict]:
+    """Summary and evidence figures of four arms, computed by the library from answer rows."""
+    from ragortune.evaluate.arms import Arm, ArmAnswer, summarise
+    from ragortune.evaluate.heldout import arms_evidence
+
+    arms = [Arm("base", False, None), Arm("rag", True, None), Arm("rag-bm25", True, None),
+            Arm("hybrid-self", True, None)]
+    rows = [ArmAnswer(arm.name, f"q{i}", f"question {i}", "12 days" if i % 3 else "no idea",
+                      i % 5 != 0, float(i % 3 > 0), 0.5, i % 3 > 0, i % 3 > 0, i % 5 == 0,
+                      ("d1",) if arm.retrieval else (), (i % 2 == 0) if arm.retrieval else None,
+                      12, 1234 + i, 321 + i, 1520.0 + 37 * i)
+            for arm in arms for i in range(40)]
+    summary = summarise(rows)
+    _, figures, _ = arms_evidence(rows, arms, summary, run="r1", dataset="h")
+    return summary, figures
+
+
+def _at_width(monkeypatch, width: int):
+    import importlib
+
+    from rich.console import Console
+
+    cli_app = importlib.import_module("ragortune.cli.app")  # the package shadows it with `app`
+    answers = importlib.import_module("ragortune.cli.eval_answers")
+    narrow = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    monkeypatch.setattr(cli_app, "console", narrow)
+    monkeypatch.setattr(answers, "console", narrow)
+    return answers, narrow
+
+
+def test_eval_answers_tables_keep_every_figure_at_80_columns(monkeypatch):
+    answers, narrow = _at_width(monkeypatch, 80)
+    summary, figures = _answers()
+    answers._arm_table("scifact: 40 labelled questions", summary)
+    answers._figure_table(figures)
+    text = narrow.export_text()
+    assert_readable(text)
+    for arm, s in summary.items():
+        assert arm in text and f"{s['accuracy']:.3f}" in text and f"{s['f1']:.3f}" in text
+        assert f"{s['latency_ms']['p50']:.0f}" in text
+    # A column that does not fit is named as left out, never cropped at the edge ("pro").
+    for column in ("p95 ms", "prompt tok", "compl tok"):
+        assert column in text
+    for f in figures.values():
+        acc = f["accuracy"]
+        assert f"{acc['value']:.2f} [{acc['low']:.2f}," in text  # wrapped, never cut
+
+
+def test_eval_update_table_at_80_columns(monkeypatch):
+    answers, narrow = _at_width(monkeypatch, 80)
+    summary, figures = _answers()
+    ci = {"value": 0.5, "low": 0.31, "high": 0.69, "n": 24}
+    arms = {name: {"accuracy_v1": 0.611, "accuracy_v2": 0.583, "new_fact_accuracy": ci,
+                   "stale_rate_changed": ci, "stale_rate_withdrawn": None,
+                   "update_cost": {"kind": kind, "seconds": 1234.5, "estimated": True}}
+            for name, kind in (("rag", "reindex"), ("hybrid-self", "reindex+retrain"),
+                               ("ft@v1", "none"))}
+    answers._print_update({
+        "new_facts": 12, "summary": {"v1": summary, "v2": summary}, "arms": arms,
+        "figures": figures, "comparisons": [],
+        "index_v2": {"documents": {"updated": 3, "added": 1, "deleted": 0, "unchanged": 40},
+                     "chunks_embedded": 5, "embedding_tokens": 1200, "seconds": 2.5},
+        "retraining": None, "files": {}})
+    text = narrow.export_text()
+    assert_readable(text)
+    for name in ("rag", "hybrid-self", "ft@v1", "accuracy v1", "0.583", "re-index +", "retrain",
+                 "1234.5 s", "not retrained", "stale", "(withdrawn)", "update cost"):
+        assert name in text
+
+
+def test_tune_validate_problems_at_80_columns(tmp_path):
+    data = tmp_path / "train.jsonl"
+    good = {"messages": [{"role": "user", "content": "What is the refund window?"},
+                         {"role": "assistant", "content": "Thirty days from delivery."}]}
+    data.write_text("\n".join([
+        json.dumps(good), "{not json", json.dumps({"messages": [good["messages"][0]]}),
+        json.dumps(good), json.dumps({"messages": "a string"})]) + "\n")
+    shown = subprocess.run(
+        [sys.executable, "-c", "from ragortune.cli import main; main()", "tune", "validate",
+         str(data)], env={**os.environ, "COLUMNS": "80", "HF_HUB_OFFLINE": "1"}, cwd=tmp_path,
+        capture_output=True, text=True, timeout=600, check=False)
+    assert shown.returncode == 1, shown.stderr  # errors found
+    assert_readable(shown.stdout)
+    report = json.loads(subprocess.run(
+        [sys.executable, "-c", "from ragortune.cli import main; main()", "tune", "validate",
+         str(data), "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        check=False).stdout)
+    for problem in report["problems"]:
+        assert problem["code"] in shown.stdout

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ragortune.kb import open_kb
-from ragortune.kb.ray_engine import RayEngine
-from ragortune.kb.sync import sync
+from ragortune.kb.ray_engine import RAY_STAGE, RayEngine
+from ragortune.kb.sync import SyncProgress, sync
 from ragortune.retrieve import search
 
 ray = pytest.importorskip("ray", reason="Ray tests need the scale extra: "
@@ -38,7 +38,8 @@ def test_ray_ingest_gives_the_local_kb_and_skips_unchanged_documents(cluster, em
     on_ray = open_kb(tmp_path / "ray", embedder=embedder, create=True)
     expected = sync(local, [DEMO])
     engine = RayEngine(cluster.address, workers=2, cpus_per_worker=0.4)
-    report = sync(on_ray, [DEMO], engine=engine)
+    events: list[SyncProgress] = []
+    report = sync(on_ray, [DEMO], engine=engine, on_progress=events.append)
     assert (report.added, report.chunks_embedded) == (expected.added, expected.chunks_embedded)
     assert report.embedding_tokens == expected.embedding_tokens
     assert on_ray.load_manifest().documents == local.load_manifest().documents
@@ -52,3 +53,13 @@ def test_ray_ingest_gives_the_local_kb_and_skips_unchanged_documents(cluster, em
                 [h.similarity for h in theirs], abs=1e-5)
     again = sync(on_ray, [DEMO], engine=engine)
     assert (again.unchanged, again.added, again.chunks_embedded) == (expected.added, 0, 0)
+    # The bar moves while Ray works: files done (of a total known up front) and chunks
+    # embedded so far, both only growing, ending at what the report counts.
+    on_ray_events = [e for e in events if e.stage == RAY_STAGE]
+    files = len({d["source"] for d in local.load_manifest().documents.values()})
+    assert len(on_ray_events) >= 2 and {e.total for e in on_ray_events} == {files}
+    assert [e.done for e in on_ray_events] == sorted(e.done for e in on_ray_events)
+    assert [e.chunks_embedded for e in on_ray_events] == sorted(
+        e.chunks_embedded for e in on_ray_events)
+    assert (on_ray_events[-1].done, on_ray_events[-1].chunks_embedded) == (
+        files, report.chunks_embedded)
