@@ -91,7 +91,7 @@ footer { margin-top: 40px; color: var(--muted); font-size: 0.85em; }
   {% if v.first_step %}<div><strong>First:</strong> {{ v.first_step }}</div>{% endif %}
   <h3>Reasons, ranked by what decides</h3>
   <ol class="reasons">
-  {% for r in v.reasons %}<li><span class="tag {{ 'for' if r.supports else 'against' }}">{{ 'for' if r.supports else 'against' }}</span>{% if r.decisive %}<span class="tag">decisive</span>{% endif %}
+  {% for r in v.reasons %}<li><span class="tag {{ r.side }}">{{ r.side }}</span>{% if r.decisive %}<span class="tag">decisive</span>{% endif %}
     {% set n = fmt.reason_number(r.value, r.dollars) %}{% if n %}<span class="num" title="{{ r.rule or '' }}">{% if r.rule %}<span class="note">{{ r.rule }}</span> {% endif %}{{ n }}</span> &middot; {% endif %}{{ r.text }}</li>
   {% else %}<li class="missing">no reasons recorded</li>{% endfor %}
   </ol>

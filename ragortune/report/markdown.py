@@ -70,7 +70,7 @@ def _verdict(model: ReportModel) -> list[str]:
         out.append("")
         for r in v.reasons:
             number = fmt.reason_number(r.value, r.dollars)
-            side = ("for" if r.supports else "against") + (", decisive" if r.decisive else "")
+            side = r.side + (", decisive" if r.decisive else "")
             label = f"{r.rule} = {number}" if r.rule and number else number
             out.append(f"{r.rank}. ({side}{', ' + md(label) if label else ''}) {md(r.text)}")
         out.append("")

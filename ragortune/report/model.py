@@ -92,6 +92,11 @@ class Reason:
     supports: bool
     dollars: float | None
     decisive: bool = False
+    tie: bool = False  # stated and weighed at nothing (e.g. a gap within the noise)
+
+    @property
+    def side(self) -> str:
+        return "tie" if self.tie else ("for" if self.supports else "against")
 
 
 @dataclass(frozen=True)
@@ -423,7 +428,8 @@ def _verdict(decision: dict[str, Any]) -> Verdict | None:
     reasons = [Reason(int(r.get("rank", i + 1)), str(r.get("text", "")), r.get("rule"),
                       _num(r.get("value")),
                       bool(r.get("supports", True)),
-                      _num(r.get("dollars", r.get("usd"))), bool(r.get("decisive")))
+                      _num(r.get("dollars", r.get("usd"))), bool(r.get("decisive")),
+                      r.get("favors") == "neither")
                for i, r in enumerate(decision.get("reasons") or []) if isinstance(r, dict)]
     flips = [str(f.get("text", f)) if isinstance(f, dict) else str(f)
              for f in decision.get("flips") or []]

@@ -133,3 +133,16 @@ def test_the_pick_is_marked_in_the_chart(demo_out: Path) -> None:
     svg = cost_chart(CostView("s", 2, "rag", curves, [BreakEven("rag", "hybrid", 1, "rag",
                                                                  -1.0, None)]), "hybrid")
     assert "Hybrid: $2" in svg and "P10-P90" in svg
+
+
+def test_a_reason_weighed_at_nothing_reads_as_a_tie_not_against(demo_out: Path) -> None:
+    """decide states a gap that is not significant and gives it no points ("favors":
+    "neither"): the report must not present it as an argument against the pick."""
+    decision = json.loads((demo_out / "decision.json").read_text())
+    decision["reasons"][0].update(text="Measured accuracy: a tie at n=30", favors="neither",
+                                  supports=False, points=0.0)
+    (demo_out / "decision.json").write_text(json.dumps(decision))
+    _, paths = build_report(demo_out)
+    assert re.search(r"\(tie\b[^)]*\) Measured accuracy: a tie at n=30",
+                     paths["markdown"].read_text())
+    assert '<span class="tag tie">tie</span>' in paths["html"].read_text()
