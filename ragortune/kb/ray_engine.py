@@ -79,7 +79,8 @@ class RayEngine:
                                    "chunk_overlap": chunk_overlap, "known": known_documents})
         embedded = rows.map_batches(
             Embed, batch_size=EMBED_BLOCK, compute=ray.data.ActorPoolStrategy(size=self.workers),
-            num_cpus=self.cpus_per_worker, num_gpus=gpus, fn_constructor_kwargs={"embedder": embedder, "known": known_chunks})
+            num_cpus=self.cpus_per_worker, num_gpus=gpus,
+            fn_constructor_kwargs={"embedder": embedder, "known": known_chunks})
         prepared = Prepared()
         paths_seen: set[str] = set()
         for batch in embedded.iter_batches(batch_format="numpy", batch_size=EMBED_BLOCK):
