@@ -36,6 +36,7 @@ from ragortune.store import COLUMNS, SEARCH_TEXT
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "store"
 K = 10
+EF_SEARCHES = (100, 400, 1000)  # PostgreSQL's default here, and two settings users can choose
 
 
 def scifact_subset(source: Path, target: Path, n_queries: int, n_docs: int) -> Path:
@@ -141,7 +142,7 @@ def bench_lance(vectors, queries, truth, size) -> None:
 
 
 def bench_postgres(vectors, queries, truth, size, url) -> None:
-    from ragortune.store.postgres import PostgresStore, connect, ensure_schema
+    from ragortune.store.postgres import EF_SEARCH_ENV, PostgresStore, connect, ensure_schema
 
     ensure_schema(url)
     dim = vectors.shape[1]
@@ -166,9 +167,14 @@ def bench_postgres(vectors, queries, truth, size, url) -> None:
                            f"((embedding::halfvec({dim})) halfvec_cosine_ops)")
         index_s = time.perf_counter() - start
         connection.execute("ANALYZE ragortune.chunks_900000")
-        found, times = timed(lambda q: [int(c.chunk_id) for c in store.dense_search(q, K)],
-                             queries)
-        row("postgres hnsw halfvec", size, load_s, index_s, times, recall(found, truth))
+        for ef in EF_SEARCHES:  # the store reads RAGORTUNE_PG_EF_SEARCH when it connects
+            os.environ[EF_SEARCH_ENV] = str(ef)
+            searcher = PostgresStore(connection, 900000, dim)
+            found, times = timed(
+                lambda q, s=searcher: [int(c.chunk_id) for c in s.dense_search(q, K)], queries)
+            row(f"postgres hnsw ef_search {ef}", size, load_s, index_s, times,
+                recall(found, truth))
+        os.environ.pop(EF_SEARCH_ENV, None)
         connection.execute("DROP TABLE ragortune.chunks_900000")
 
 

@@ -3,7 +3,7 @@ beside the LanceDB table and named by the data version it was built from.
 
 Why faiss rather than LanceDB's own index: at 1M SciFact-derived chunks on 2 cores, LanceDB's
 IVF_HNSW_SQ took 235 s to build and answered in 10.4 ms (p50) at recall@10 0.927; this index
-took 105-156 s and answers in 0.8 ms at recall@10 0.988 (docs/scale.md).
+built in 56 s and answers in 0.8 ms at recall@10 0.988 (docs/scale.md).
 Candidates are re-scored with the exact float32 vectors the store already holds, so scores
 and the gate are those of the exact scan. Rows written after the build (the index's tail) are
 scanned exactly and rows deleted since are dropped, so a sync never waits for a rebuild.

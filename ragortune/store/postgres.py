@@ -22,17 +22,31 @@ it ranks below bm25s (see docs/scale.md for the measured nDCG@10).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ragortune.errors import ConfigError
 from ragortune.store import COLUMNS, SEARCH_TEXT, StoredChunk
 
 SCHEMA = "ragortune"
 SCHEMA_VERSION = 1
 TEXT_CONFIG = "english"
 EF_SEARCH = 100  # HNSW candidate list; iterative scans extend it when a query needs more
+EF_SEARCH_ENV = "RAGORTUNE_PG_EF_SEARCH"  # more recall for more latency (docs/scale.md)
+
+
+def ef_search() -> int:
+    """`hnsw.ef_search` for this process: `RAGORTUNE_PG_EF_SEARCH`, else EF_SEARCH."""
+    value = os.environ.get(EF_SEARCH_ENV, "").strip()
+    if not value:
+        return EF_SEARCH
+    if not value.isdigit() or not 1 <= int(value) <= 1000:
+        raise ConfigError(f"{EF_SEARCH_ENV}={value!r}: give a whole number from 1 to 1000 "
+                          "(pgvector's range for hnsw.ef_search)")
+    return int(value)
 
 _CORE_DDL = f"""
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -122,7 +136,7 @@ class PostgresStore:
         self.kb_id = kb_id
         self.dimension = dimension
         self.table = chunk_table(kb_id)
-        self._settings_sql = (f"SET hnsw.ef_search = {EF_SEARCH}; "
+        self._settings_sql = (f"SET hnsw.ef_search = {ef_search()}; "
                               "SET hnsw.iterative_scan = strict_order")
         self._configured = False
 

@@ -67,3 +67,23 @@ def test_ask_and_status_take_the_store_flag(embedder, tmp_path, postgres_url):
     assert asked.exit_code == 0, asked.output
     answer = json.loads(asked.output)
     assert answer["abstained"] is True and answer["citations"] == []
+
+
+def test_ef_search_is_the_users_to_raise_and_a_bad_value_is_refused(embedder, tmp_path,
+                                                                    postgres_url, monkeypatch):
+    """RAGORTUNE_PG_EF_SEARCH reaches the session that searches (more recall for more latency,
+    docs/scale.md); a value pgvector would refuse is a clear error, not a database traceback."""
+    import pytest
+
+    from ragortune.errors import ConfigError
+
+    monkeypatch.setenv("RAGORTUNE_PG_EF_SEARCH", "400")
+    kb = open_kb(f"{postgres_url}#ef-{tmp_path.name}", embedder=embedder, create=True)
+    sync(kb, [make_docs(tmp_path / "docs")])
+    store = open_kb(f"{postgres_url}#ef-{tmp_path.name}").reader()
+    assert store.dense_search(kb.embed_query("paid leave"), 3)
+    assert store.connection.execute("SHOW hnsw.ef_search").fetchone()[0] == "400"
+    monkeypatch.setenv("RAGORTUNE_PG_EF_SEARCH", "lots")
+    with pytest.raises(ConfigError, match="RAGORTUNE_PG_EF_SEARCH='lots'"):
+        open_kb(f"{postgres_url}#ef-{tmp_path.name}").reader().dense_search(
+            kb.embed_query("paid leave"), 3)
