@@ -50,9 +50,9 @@ def _newest(folder: Path, version: int) -> int | None:
     return max(built, default=None)
 
 
-def build(folder: Path, version: int, vectors: np.ndarray, chunk_ids: Sequence[str]) -> None:
-    """Train and fill the index over these rows and write it (keys first, index last, each
-    atomically: an index file is only ever seen complete and with its keys)."""
+def build(folder: Path, version: int, vectors: np.ndarray, keys: np.ndarray) -> None:
+    """Train and fill the index over these rows (`keys`: their `id_hashes`) and write it (keys
+    first, index last, each atomically: an index file is only ever seen complete with its keys)."""
     import faiss
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -64,20 +64,19 @@ def build(folder: Path, version: int, vectors: np.ndarray, chunk_ids: Sequence[s
     index.train(vectors[np.random.default_rng(0).choice(len(vectors), sample, replace=False)])
     index.add(vectors)
     index_file, keys_file = _files(folder, version)
-    keys = io.BytesIO()
-    np.save(keys, id_hashes(chunk_ids))
-    write_atomic(keys_file, keys.getvalue())
+    saved = io.BytesIO()
+    np.save(saved, keys)
+    write_atomic(keys_file, saved.getvalue())
     write_atomic(index_file, faiss.serialize_index(index).tobytes())
 
 
-def stale_share(folder: Path, version: int, chunk_ids: Sequence[str]) -> float:
-    """Share of the rows that the newest index misses (added since) or holds in vain (deleted
-    since): 1.0 when there is no index."""
+def stale_share(folder: Path, version: int, current: np.ndarray) -> float:
+    """Share of the rows (`current`: their `id_hashes`) that the newest index misses (added
+    since) or holds in vain (deleted since): 1.0 when there is no index."""
     built = _newest(folder, version)
-    if built is None or not chunk_ids:
+    if built is None or not len(current):
         return 1.0
     indexed = np.load(_files(folder, built)[1])
-    current = id_hashes(chunk_ids)
     missing = np.count_nonzero(~np.isin(current, indexed))
     gone = np.count_nonzero(~np.isin(indexed, current))
     return (missing + gone) / len(current)

@@ -125,11 +125,14 @@ class LanceStore:
         if rows < ann_min_rows():
             return
         version = self.version()
-        data = self.table.to_arrow()
-        chunk_ids = data.column("chunk_id").to_pylist()
-        if ann.stale_share(self.folder / ANN_FOLDER, version, chunk_ids) > ann.REBUILD_SHARE:
-            ann.build(self.folder / ANN_FOLDER, version,
-                      _matrix(data.column("vector"), self.dimension), chunk_ids)
+        ids = (self.table.search().select(["chunk_id"]).limit(None).to_arrow()
+               .column("chunk_id").to_pylist())  # the vectors are read only for a rebuild
+        if ann.stale_share(self.folder / ANN_FOLDER, version, ann.id_hashes(ids)) <= \
+                ann.REBUILD_SHARE:
+            return
+        data = self.table.to_arrow().select(["chunk_id", "vector"])
+        ann.build(self.folder / ANN_FOLDER, version, _matrix(data.column("vector"), self.dimension),
+                  ann.id_hashes(data.column("chunk_id").to_pylist()))
 
     def _index(self) -> ann.AnnIndex | None:
         """The ANN index for this version once the KB is past the threshold and one is built
